@@ -1,0 +1,45 @@
+// npm run migrate [-- --status]: applies pending migrations (or lists them) and exits.
+import { ConfigError, loadConfig } from '../src/config';
+import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
+import { configureLogging, getLogger, shutdownLogging } from '../src/logger';
+import { registerSecret } from '../src/redact';
+
+async function run(): Promise<void> {
+  const config = loadConfig();
+  configureLogging({ ...config.log, console: false });
+  registerSecret(config.db.password);
+  const log = getLogger('migrations');
+  const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  if (process.argv.includes('--status')) {
+    const status = await migrationStatus(config.db, log);
+    console.log(`Migrations of ${target}`);
+    for (const name of status.applied) console.log(`  applied  ${name}`);
+    for (const name of status.pending) console.log(`  pending  ${name}`);
+    console.log(`${status.applied.length} applied, ${status.pending.length} pending`);
+    return;
+  }
+  const applied = await migrate(config.db, log);
+  console.log(
+    applied.length === 0
+      ? `${target}: schema is up to date`
+      : `${target}: applied ${applied.length} migration(s): ${applied.join(', ')}`,
+  );
+}
+
+run()
+  .catch((error: unknown) => {
+    const message =
+      error instanceof ConfigError || error instanceof MigrationError ? error.message : `Migration failed: ${describe(error)}`;
+    console.error(message);
+    try {
+      getLogger('migrations').error(message);
+    } catch {
+      // logging may not be configured yet (bad configuration)
+    }
+    process.exitCode = 1;
+  })
+  .finally(() => shutdownLogging());
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,290 @@
+// The environment, read once into one typed, validated, frozen object.
+// Every problem is collected first so one message can name every bad variable.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export type RunMode = 'development' | 'production' | 'test';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'off';
+
+export interface DatabaseConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly database: string;
+  readonly connectTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+  readonly retries: number;
+  readonly poolSize: number;
+  /** How often the health monitor pings the database. */
+  readonly healthIntervalMs: number;
+}
+
+export interface Config {
+  readonly mode: RunMode;
+  readonly host: string;
+  readonly port: number;
+  readonly db: DatabaseConfig;
+  readonly log: {
+    readonly dir: string;
+    readonly level: LogLevel;
+    readonly maxBytes: number;
+    readonly backups: number;
+    /** Log to the console as well (development). */
+    readonly console: boolean;
+  };
+  readonly jwt: {
+    readonly secret: string;
+    readonly ttlSeconds: number;
+    readonly issuer: string;
+  };
+  readonly apiInstances: number | 'max';
+  readonly alertWebhookUrl: string | undefined;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly rateLimitPerMinute: number;
+  readonly loginMaxFailures: number;
+  readonly trustedProxies: readonly string[];
+  readonly backup: { readonly dir: string; readonly keep: number };
+  readonly http: {
+    readonly maxBodyBytes: number;
+    /** Bound on draining in-flight requests at shutdown. */
+    readonly shutdownTimeoutMs: number;
+  };
+  /** Test-only routes that crash, hang or exit on demand. Never on by default. */
+  readonly faultInjection: boolean;
+  /** With fault injection: throw outside any request this long after start-up (crash loops). */
+  readonly faultCrashAfterMs: number | undefined;
+  /** Create the `demo` user (development only). */
+  readonly seedDemoUser: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'off'];
+const MIN_JWT_SECRET_LENGTH = 32;
+
+/** Reads variables, remembering every problem instead of stopping at the first. */
+class EnvReader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max} (got "${value}")`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  flag(name: string): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return false;
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name} must be true or false (got "${value}")`);
+    return false;
+  }
+
+  url(name: string, protocols: readonly string[]): URL | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (!protocols.includes(parsed.protocol)) throw new Error('protocol');
+      return parsed;
+    } catch {
+      this.problems.push(`${name} must be a ${protocols.join(' or ')}// URL (got "${redactUrl(value)}")`);
+      return undefined;
+    }
+  }
+}
+
+/** Never echo a password from a URL back into a message. */
+function redactUrl(value: string): string {
+  return value.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+}
+
+function readDatabase(read: EnvReader): DatabaseConfig {
+  const common = {
+    connectTimeoutMs: read.integer('DB_CONNECT_TIMEOUT_MS', 2000, 100, 60_000),
+    queryTimeoutMs: read.integer('DB_QUERY_TIMEOUT_MS', 5000, 100, 600_000),
+    retries: read.integer('DB_RETRIES', 3, 1, 10),
+    poolSize: read.integer('DB_POOL_SIZE', 10, 1, 1000),
+    healthIntervalMs: read.integer('DB_HEALTH_INTERVAL_MS', 500, 50, 10_000),
+  };
+  const fromParts = {
+    host: read.string('MYSQL_HOST', '127.0.0.1'),
+    port: read.integer('MYSQL_PORT', 3306, 1, 65535),
+    user: read.string('MYSQL_USER', 'root'),
+    password: read.raw('MYSQL_PASSWORD') ?? '',
+    database: read.string('MYSQL_DATABASE', 'resilient_api'),
+  };
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(fromParts.database)) {
+    read.problems.push(`MYSQL_DATABASE must be 1 to 64 letters, digits or _ (got "${fromParts.database}")`);
+  }
+  const url = read.url('MYSQL_URL', ['mysql:', 'mariadb:']);
+  if (!url) return { ...fromParts, ...common };
+
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  const port = url.port === '' ? 3306 : Number(url.port);
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(database) || url.hostname === '') {
+    read.problems.push(
+      `MYSQL_URL must look like mysql://user:pass@host:port/database (got "${redactUrl(url.href)}")`,
+    );
+  }
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port,
+    user: decodeURIComponent(url.username) || 'root',
+    password: decodeURIComponent(url.password),
+    database,
+    ...common,
+  };
+}
+
+/**
+ * In development a missing JWT_SECRET is generated once and kept in a git-ignored file,
+ * so tokens survive the hot-reload restarts.
+ */
+function developmentSecret(): string {
+  const file = path.resolve('.dev-jwt-secret');
+  try {
+    if (existsSync(file)) {
+      const saved = readFileSync(file, 'utf8').trim();
+      if (saved.length >= MIN_JWT_SECRET_LENGTH) return saved;
+    }
+    const secret = randomBytes(48).toString('base64url');
+    writeFileSync(file, secret, { mode: 0o600 });
+    return secret;
+  } catch {
+    return randomBytes(48).toString('base64url');
+  }
+}
+
+function readJwtSecret(read: EnvReader, mode: RunMode): string {
+  const secret = read.raw('JWT_SECRET');
+  if (secret !== undefined && secret.length >= MIN_JWT_SECRET_LENGTH) return secret;
+  if (mode === 'production') {
+    read.problems.push(
+      secret === undefined
+        ? `JWT_SECRET is required in production (at least ${MIN_JWT_SECRET_LENGTH} characters)`
+        : `JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters (got ${secret.length})`,
+    );
+    return '';
+  }
+  if (secret !== undefined) {
+    read.problems.push(`JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters (got ${secret.length})`);
+    return '';
+  }
+  return mode === 'test' ? randomBytes(48).toString('base64url') : developmentSecret();
+}
+
+function readInstances(read: EnvReader, mode: RunMode): number | 'max' {
+  const value = read.raw('API_INSTANCES')?.toLowerCase();
+  if (value === undefined) return mode === 'production' ? 'max' : 1;
+  if (value === 'max') return 'max';
+  return read.integer('API_INSTANCES', 1, 1, 256);
+}
+
+function readTls(read: EnvReader): Config['tls'] {
+  const certFile = read.raw('TLS_CERT_FILE');
+  const keyFile = read.raw('TLS_KEY_FILE');
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    read.problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+    return undefined;
+  }
+  return { certFile, keyFile };
+}
+
+function readTrustedProxies(read: EnvReader): string[] {
+  const value = read.raw('TRUSTED_PROXIES');
+  if (value === undefined) return [];
+  return value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const read = new EnvReader(env);
+  const mode = read.oneOf<RunMode>('NODE_ENV', 'development', ['development', 'production', 'test']);
+
+  const config: Config = {
+    mode,
+    host: read.string('HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
+    port: read.integer('PORT', 8000, 0, 65535),
+    db: readDatabase(read),
+    log: {
+      dir: read.string('LOG_DIR', 'logs'),
+      level: read.oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
+      maxBytes: read.integer('LOG_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3),
+      backups: read.integer('LOG_BACKUPS', 5, 1, 100),
+      console: mode === 'development',
+    },
+    jwt: {
+      secret: readJwtSecret(read, mode),
+      ttlSeconds: read.integer('JWT_TTL_SECONDS', 3600, 60, 30 * 24 * 3600),
+      issuer: 'resilient-api',
+    },
+    apiInstances: readInstances(read, mode),
+    alertWebhookUrl: read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href,
+    tls: readTls(read),
+    rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000),
+    loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 10_000),
+    trustedProxies: readTrustedProxies(read),
+    backup: {
+      dir: read.string('BACKUP_DIR', 'backups'),
+      keep: read.integer('BACKUP_KEEP', 7, 1, 1000),
+    },
+    http: {
+      maxBodyBytes: read.integer('MAX_BODY_BYTES', 16 * 1024, 256, 10 * 1024 * 1024),
+      shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),
+    },
+    faultInjection: read.flag('FAULT_INJECTION'),
+    faultCrashAfterMs:
+      read.raw('FAULT_CRASH_AFTER_MS') === undefined ? undefined : read.integer('FAULT_CRASH_AFTER_MS', 0, 0, 3_600_000),
+    seedDemoUser: mode === 'development',
+  };
+
+  if (config.faultCrashAfterMs !== undefined && !config.faultInjection) {
+    read.problems.push('FAULT_CRASH_AFTER_MS needs FAULT_INJECTION=1');
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

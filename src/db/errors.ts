@@ -1,0 +1,70 @@
+// Which database failures are worth another attempt, and which of those are safe to repeat.
+
+/** Where in an attempt a failure happened: before the statement was sent, or after. */
+export type FailurePhase = 'connect' | 'execute' | 'commit';
+
+/** The database is known to be down (the circuit is open) or the pool is closing. */
+export class DatabaseUnavailableError extends Error {
+  readonly code = 'DB_UNAVAILABLE';
+  constructor(message = 'Database unavailable', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/** A query, or the wait for a pooled connection, outlived its bound. */
+export class DatabaseTimeoutError extends Error {
+  constructor(
+    readonly code: 'DB_QUERY_TIMEOUT' | 'DB_POOL_TIMEOUT',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DatabaseTimeoutError';
+  }
+}
+
+/** Failures of the connection or of the server's resources that may pass by themselves. */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'DB_QUERY_TIMEOUT',
+  'DB_POOL_TIMEOUT',
+]);
+
+/** The server has undone the statement (or the whole transaction) itself: repeating is safe. */
+const ROLLED_BACK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+
+export function errorCode(error: unknown): string {
+  if (error !== null && typeof error === 'object' && 'code' in error && typeof error.code === 'string') {
+    return error.code;
+  }
+  return error instanceof Error ? error.name : 'UNKNOWN';
+}
+
+export function isTransient(error: unknown): boolean {
+  return TRANSIENT_CODES.has(errorCode(error));
+}
+
+/**
+ * A transient failure is retried only when repeating cannot apply a write twice:
+ * it happened before the statement left (connect), the statement only reads,
+ * or the server reports it rolled the work back.
+ */
+export function isSafeToRetry(error: unknown, phase: FailurePhase, idempotent: boolean): boolean {
+  if (!isTransient(error)) return false;
+  if (phase === 'connect' || ROLLED_BACK_CODES.has(errorCode(error))) return true;
+  return phase === 'execute' && idempotent;
+}

@@ -1,0 +1,143 @@
+// Versioned migrations with umzug, recorded in `schema_migrations`. Any number of processes may
+// run this at once (every worker does at start-up): a named database lock lets one apply the
+// pending migrations while the others wait, then find nothing left to do.
+import mysql from 'mysql2/promise';
+import { Umzug, type UmzugStorage } from 'umzug';
+import type { DatabaseConfig } from '../config';
+import type { Logger } from '../logger';
+import { migrations } from './migrations';
+
+const LOCK_WAIT_SECONDS = 60;
+
+export class MigrationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MigrationError';
+  }
+}
+
+export interface MigrationStatus {
+  readonly applied: readonly string[];
+  readonly pending: readonly string[];
+}
+
+class MysqlStorage implements UmzugStorage<mysql.Connection> {
+  constructor(private readonly connection: mysql.Connection) {}
+
+  async ensureTable(): Promise<void> {
+    await this.connection.query(`
+      CREATE TABLE IF NOT EXISTS schema_migrations (
+        name VARCHAR(255) NOT NULL PRIMARY KEY,
+        applied_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+      ) ENGINE=InnoDB`);
+  }
+
+  async logMigration({ name }: { name: string }): Promise<void> {
+    await this.connection.execute('INSERT INTO schema_migrations (name) VALUES (?)', [name]);
+  }
+
+  async unlogMigration({ name }: { name: string }): Promise<void> {
+    await this.connection.execute('DELETE FROM schema_migrations WHERE name = ?', [name]);
+  }
+
+  async executed(): Promise<string[]> {
+    const [rows] = await this.connection.query<mysql.RowDataPacket[]>(
+      'SELECT name FROM schema_migrations ORDER BY name',
+    );
+    return rows.map((row) => String(row['name']));
+  }
+}
+
+/** Opens a connection to the server, creating the database if it is missing. */
+async function connect(config: DatabaseConfig): Promise<mysql.Connection> {
+  const connection = await mysql.createConnection({
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    password: config.password,
+    connectTimeout: config.connectTimeoutMs,
+    charset: 'utf8mb4_unicode_ci',
+  });
+  connection.on('error', () => undefined);
+  try {
+    // An identifier cannot be a placeholder; config.ts allows only [A-Za-z0-9_] in the name.
+    await connection.query(
+      `CREATE DATABASE IF NOT EXISTS \`${config.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
+    await connection.query(`USE \`${config.database}\``);
+    return connection;
+  } catch (error) {
+    connection.destroy();
+    throw error;
+  }
+}
+
+async function withMigrationLock<T>(
+  config: DatabaseConfig,
+  work: (connection: mysql.Connection, storage: MysqlStorage) => Promise<T>,
+): Promise<T> {
+  const connection = await connect(config);
+  const lockName = `resilient_api.migrations.${config.database}`;
+  try {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS acquired', [
+      lockName,
+      LOCK_WAIT_SECONDS,
+    ]);
+    if (rows[0]?.['acquired'] !== 1) {
+      throw new MigrationError(`another process held the migration lock for over ${LOCK_WAIT_SECONDS} s`);
+    }
+    const storage = new MysqlStorage(connection);
+    await storage.ensureTable();
+    try {
+      return await work(connection, storage);
+    } finally {
+      await connection.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => undefined);
+    }
+  } finally {
+    await connection.end().catch(() => connection.destroy());
+  }
+}
+
+function umzugFor(connection: mysql.Connection, storage: MysqlStorage, log: Logger): Umzug<mysql.Connection> {
+  return new Umzug<mysql.Connection>({
+    migrations: migrations.map((migration) => ({
+      name: migration.name,
+      up: ({ context }) => migration.up(context),
+      down: ({ context }) => migration.down(context),
+    })),
+    context: connection,
+    storage,
+    logger: {
+      info: (event) => {
+        if (event['event'] === 'migrated') log.info(`Migration applied: ${String(event['name'])}`);
+      },
+      warn: (event) => log.warn(`Migration warning: ${JSON.stringify(event)}`),
+      error: (event) => log.error(`Migration error: ${JSON.stringify(event)}`),
+      debug: () => undefined,
+    },
+  });
+}
+
+/** Applies every pending migration; returns the names applied by this call. */
+export async function migrate(config: DatabaseConfig, log: Logger): Promise<string[]> {
+  try {
+    return await withMigrationLock(config, async (connection, storage) => {
+      const applied = await umzugFor(connection, storage, log).up();
+      return applied.map((migration) => migration.name);
+    });
+  } catch (error) {
+    if (error instanceof MigrationError) throw error;
+    // umzug wraps the failing migration's error; keep the name and the cause.
+    throw new MigrationError(`Migration failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+export async function migrationStatus(config: DatabaseConfig, log: Logger): Promise<MigrationStatus> {
+  return withMigrationLock(config, async (connection, storage) => {
+    const umzug = umzugFor(connection, storage, log);
+    const [applied, pending] = await Promise.all([umzug.executed(), umzug.pending()]);
+    return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
+  });
+}

@@ -1,0 +1,58 @@
+// Keeps the schema current: migrations run before the first request and again whenever the
+// database comes back after being unreachable at start-up. Until they have run, requests that
+// need the database get 503.
+import type { DatabaseConfig } from '../config';
+import type { Logger } from '../logger';
+import { isTransient } from './errors';
+import { migrate, MigrationError } from './migrate';
+
+export class SchemaKeeper {
+  private current = false;
+  private running: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly config: DatabaseConfig,
+    private readonly log: Logger,
+    /** Runs once the schema is current (the development seed, for one). */
+    private readonly onCurrent: () => Promise<void> = async () => undefined,
+  ) {}
+
+  get isCurrent(): boolean {
+    return this.current;
+  }
+
+  /**
+   * Resolves true once migrated, false when the database could not be reached (try again
+   * later). A migration that fails for any other reason rejects: the schema is broken and
+   * starting would only serve errors.
+   */
+  ensure(): Promise<boolean> {
+    if (this.current) return Promise.resolve(true);
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async run(): Promise<boolean> {
+    try {
+      const applied = await migrate(this.config, this.log);
+      this.log.info(applied.length > 0 ? `Applied ${applied.length} migration(s)` : 'Database schema is up to date');
+      this.current = true;
+      await this.onCurrent();
+      return true;
+    } catch (error) {
+      const cause = error instanceof MigrationError ? error.cause : error;
+      if (isTransient(cause)) {
+        this.log.warn(`Cannot migrate yet, the database is unreachable (${errorText(cause)}); will retry when it is back`);
+        return false;
+      }
+      throw error;
+    }
+  }
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) return 'code' in error ? `${String(error.code)}: ${error.message}` : error.message;
+  return String(error);
+}

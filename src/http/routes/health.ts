@@ -1,0 +1,87 @@
+// Health for monitors, load balancers and people: /health, /api/status, /livez, /readyz.
+// Each answers within HEALTH_BUDGET_MS whatever the database does, and a storm of probes
+// costs the database at most one ping and one count per second per process.
+import type { Server } from 'restify';
+import type { Database } from '../../db/database';
+import type { UserRepository } from '../../db/users';
+import type { Lifecycle } from '../../lifecycle';
+import { SharedValue, withDeadline } from '../../util/async';
+import { RETRY_AFTER_SECONDS } from '../errors';
+import { sendJson } from '../respond';
+
+/** The contract: every health answer within 1 s. The remainder is margin for the event loop. */
+const HEALTH_BUDGET_MS = 900;
+
+export interface HealthDeps {
+  readonly db: Database;
+  readonly users: UserRepository;
+  readonly lifecycle: Lifecycle;
+  readonly version: string;
+}
+
+const unavailableHeaders = { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Cache-Control': 'no-store' };
+const okHeaders = { 'Cache-Control': 'no-store' };
+
+export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
+  const { db, users, lifecycle, version } = deps;
+  const totalUsers = new SharedValue(() => users.count(), 1000);
+
+  /** True when the database answered a check no older than 1 s. */
+  const databaseUp = (): Promise<boolean> =>
+    withDeadline(db.monitor.fresh(), HEALTH_BUDGET_MS).then(
+      (snapshot) => snapshot.state === 'up',
+      () => false,
+    );
+
+  server.get('/health', async (_req, res) => {
+    const connected = await databaseUp();
+    const status = lifecycle.draining ? 'shutting_down' : connected ? 'healthy' : 'unhealthy';
+    const body = {
+      status,
+      timestamp: new Date().toISOString(),
+      database: connected ? 'connected' : 'disconnected',
+      version,
+    };
+    if (status === 'healthy') sendJson(res, 200, body, okHeaders);
+    else sendJson(res, 503, body, unavailableHeaders);
+  });
+
+  server.get('/api/status', async (_req, res) => {
+    const started = Date.now();
+    let databaseHealthy = (await databaseUp()) && db.available;
+    let total: number | null = totalUsers.lastKnown ?? null;
+    if (databaseHealthy) {
+      try {
+        total = await withDeadline(totalUsers.get(), HEALTH_BUDGET_MS - (Date.now() - started));
+      } catch {
+        databaseHealthy = false;
+      }
+    }
+    const body = {
+      status: databaseHealthy ? 'ok' : 'degraded',
+      timestamp: new Date().toISOString(),
+      services: { database: databaseHealthy ? 'healthy' : 'unhealthy', api: 'healthy' },
+      stats: { total_users: total },
+    };
+    if (databaseHealthy) sendJson(res, 200, body, okHeaders);
+    else sendJson(res, 503, body, unavailableHeaders);
+  });
+
+  // Liveness: answering at all proves the event loop turns; the database is not our liveness.
+  server.get('/livez', async (_req, res) => {
+    sendJson(res, 200, { status: 'alive', uptime: Math.round(process.uptime()) }, okHeaders);
+  });
+
+  server.get('/readyz', async (_req, res) => {
+    if (lifecycle.draining) {
+      sendJson(res, 503, { status: 'shutting_down' }, unavailableHeaders);
+      return;
+    }
+    const reasons: string[] = [];
+    if (lifecycle.state !== 'ready') reasons.push('starting');
+    if (!(await databaseUp())) reasons.push('database unreachable');
+    else if (!db.schemaReady) reasons.push('migrations pending');
+    if (reasons.length === 0) sendJson(res, 200, { status: 'ready' }, okHeaders);
+    else sendJson(res, 503, { status: 'not_ready', reasons }, unavailableHeaders);
+  });
+}

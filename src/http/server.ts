@@ -1,0 +1,117 @@
+// The restify server: request ids, routes, and the one error path.
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import restify from 'restify';
+import type { TokenService } from '../auth/tokens';
+import type { Config } from '../config';
+import type { Database } from '../db/database';
+import type { UserRepository } from '../db/users';
+import type { Lifecycle } from '../lifecycle';
+import { getLogger } from '../logger';
+import { sendError } from './errors';
+import { assignRequestId } from './respond';
+import { registerAccountRoutes } from './routes/accounts';
+import { registerFaultRoutes } from './routes/faults';
+import { registerHealthRoutes } from './routes/health';
+
+export interface ServerDeps {
+  readonly config: Config;
+  readonly db: Database;
+  readonly users: UserRepository;
+  readonly tokens: TokenService;
+  readonly lifecycle: Lifecycle;
+  readonly version: string;
+}
+
+export function createServer(deps: ServerDeps): restify.Server {
+  const { config } = deps;
+  const httpLog = getLogger('http');
+  const server = restify.createServer({
+    // No Server header: nothing to tell a scanner.
+    name: '',
+    ignoreTrailingSlash: true,
+  });
+
+  guardSynchronousThrows(server);
+
+  // `first` handlers are synchronous and skip restify's handler chain: the cheapest hook.
+  server.first((req, res) => {
+    assignRequestId(req, res);
+    return true;
+  });
+
+  registerHealthRoutes(server, deps);
+  registerAccountRoutes(server, {
+    users: deps.users,
+    tokens: deps.tokens,
+    maxBodyBytes: config.http.maxBodyBytes,
+    log: getLogger('auth'),
+  });
+  if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults') });
+
+  // Every error of every route, parser, unknown path or wrong method passes here exactly once.
+  server.on('restifyError', (req: restify.Request, res: restify.Response, error: unknown, done: () => void) => {
+    sendError(req, res, error, httpLog);
+    done();
+  });
+
+  answerUnparsableRequests(server, httpLog);
+  return server;
+}
+
+/**
+ * Requests Node cannot parse never reach restify; Node would answer a bare 400 with no body.
+ * Answer them with the envelope too, then close the connection.
+ */
+function answerUnparsableRequests(server: restify.Server, log: ReturnType<typeof getLogger>): void {
+  server.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const code = status === 431 ? 'RequestHeaderFieldsTooLarge' : status === 408 ? 'RequestTimeout' : 'BadRequest';
+    const message = status === 431 ? 'Request headers too large' : status === 408 ? 'Request took too long to arrive' : 'Malformed HTTP request';
+    const requestId = randomUUID();
+    const body = JSON.stringify({ code, message, requestId });
+    log.warn(`Request ${requestId} could not be parsed (${error.code ?? error.message}); answered ${status} ${code}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
+type Handler = (req: restify.Request, res: restify.Response, next: restify.Next) => unknown;
+const ROUTE_METHODS = ['get', 'post', 'put', 'patch', 'del', 'head', 'opts'] as const;
+
+/**
+ * restify calls a non-async handler from process.nextTick, so a synchronous throw there would be
+ * an uncaught exception that kills the process. Every route registered on this server gets its
+ * non-async handlers wrapped so such a throw becomes next(error): a 500 like any other.
+ * (async handlers need nothing: restify turns their rejections into errors itself.)
+ */
+function guardSynchronousThrows(server: restify.Server): void {
+  const guard = (handler: unknown): unknown => {
+    if (Array.isArray(handler)) return handler.map(guard);
+    if (typeof handler !== 'function' || handler.constructor.name === 'AsyncFunction') return handler;
+    const inner = handler as Handler;
+    const guarded: Handler = (req, res, next) => {
+      try {
+        return inner(req, res, next);
+      } catch (error) {
+        next(error instanceof Error ? error : new Error(String(error)));
+        return undefined;
+      }
+    };
+    Object.defineProperty(guarded, 'name', { value: inner.name || 'handler' });
+    return guarded;
+  };
+  for (const method of ROUTE_METHODS) {
+    // The registration methods are overloaded in @types/restify; treat them as one signature.
+    const register = (server[method] as (...args: unknown[]) => unknown).bind(server);
+    (server as unknown as Record<string, unknown>)[method] = (path: unknown, ...handlers: unknown[]) =>
+      register(path, ...handlers.map(guard));
+  }
+}

@@ -1,0 +1,113 @@
+// Entry of the `api` app: config → logger → lifecycle → database → schema → server → ready.
+import { hashPassword } from './auth/passwords';
+import { TokenService } from './auth/tokens';
+import { type Config, ConfigError, loadConfig } from './config';
+import { Database } from './db/database';
+import { SchemaKeeper } from './db/schema';
+import { UsernameTakenError, UserRepository } from './db/users';
+import { createServer } from './http/server';
+import { closeConnectionsAfterResponses } from './http/respond';
+import { Lifecycle } from './lifecycle';
+import { configureLogging, getLogger, logFatalSync } from './logger';
+import { registerSecret } from './redact';
+import { version } from './version';
+
+export const DEMO_USER = { username: 'demo', password: 'demo-password' } as const;
+
+function readConfig(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // Logging is not configured yet: write where it would have gone, then stop.
+    configureLogging({ dir: process.env['LOG_DIR'] || 'logs', level: 'info', maxBytes: 10 * 1024 * 1024, backups: 5, console: false });
+    logFatalSync('config', error.message);
+    process.exitCode = 78; // EX_CONFIG
+    throw error;
+  }
+}
+
+async function seedDemoUser(users: UserRepository): Promise<void> {
+  if (await users.exists(DEMO_USER.username)) return;
+  try {
+    await users.create({ username: DEMO_USER.username, email: null, passwordHash: await hashPassword(DEMO_USER.password) });
+    getLogger('app').info(`Development seed: created user "${DEMO_USER.username}"`);
+  } catch (error) {
+    if (!(error instanceof UsernameTakenError)) throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  configureLogging(config.log);
+  registerSecret(config.jwt.secret);
+  registerSecret(config.db.password);
+  const log = getLogger('app');
+  const lifecycle = new Lifecycle(getLogger('lifecycle'), config.http.shutdownTimeoutMs);
+  lifecycle.install();
+  log.info(
+    `Starting resilient-api ${version} (${config.mode}, pid ${process.pid}, node ${process.version}) ` +
+      `with database ${config.db.host}:${config.db.port}/${config.db.database}`,
+  );
+
+  try {
+    const db = new Database(config.db, getLogger('database'));
+    const users = new UserRepository(db);
+    const schema = new SchemaKeeper(config.db, getLogger('migrations'), async () => {
+      db.schemaReady = true;
+      if (config.seedDemoUser) await seedDemoUser(users);
+    });
+    db.start();
+    // Back after an outage at start-up: migrate then, without a restart.
+    db.monitor.on('up', () => {
+      schema.ensure().catch((error: unknown) => lifecycle.abortStartup(error));
+    });
+    // Migrate before listening, so no request reaches a worker whose schema is behind.
+    // An unreachable database does not stop start-up: the service answers 503 until it is back.
+    await schema.ensure();
+
+    const server = createServer({
+      config,
+      db,
+      users,
+      tokens: new TokenService(config.jwt),
+      lifecycle,
+      version,
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.server.removeListener('error', reject);
+        resolve();
+      });
+    });
+
+    lifecycle.onShutdown('stop accepting and finish in-flight requests', () => {
+      closeConnectionsAfterResponses();
+      return new Promise<void>((resolve) => {
+        // close() stops accepting and drops idle keep-alive sockets; busy ones close after
+        // their response (which says Connection: close). It calls back once all are gone.
+        server.server.close(() => resolve());
+        server.server.closeIdleConnections();
+      });
+    });
+    lifecycle.onShutdown('close the database pool', () => db.close());
+
+    const address = server.address();
+    log.info(`Listening on ${config.tls ? 'https' : 'http'}://${address.address}:${address.port}`);
+    if (config.faultInjection && config.faultCrashAfterMs !== undefined) {
+      setTimeout(() => {
+        throw new Error(`Injected crash ${config.faultCrashAfterMs} ms after start-up`);
+      }, config.faultCrashAfterMs);
+    }
+    lifecycle.markReady();
+  } catch (error) {
+    lifecycle.abortStartup(error);
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) return; // already reported; exitCode is set
+  logFatalSync('app', 'Start-up failed', error);
+  process.exitCode = 1;
+});

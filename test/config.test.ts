@@ -1,0 +1,91 @@
+// Configuration: defaults, MYSQL_URL, and one message naming every bad variable.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { ConfigError, loadConfig } from '../src/config';
+import { MAIN, ROOT } from './helpers/service';
+
+test('defaults follow the contract', (t) => {
+  const config = loadConfig({ NODE_ENV: 'test' });
+  t.is(config.port, 8000);
+  t.is(config.host, '127.0.0.1');
+  t.like(config.db, {
+    host: '127.0.0.1',
+    port: 3306,
+    user: 'root',
+    password: '',
+    database: 'resilient_api',
+    connectTimeoutMs: 2000,
+    queryTimeoutMs: 5000,
+    retries: 3,
+    poolSize: 10,
+  });
+  t.is(config.log.dir, 'logs');
+  t.is(config.log.level, 'info');
+  t.is(config.rateLimitPerMinute, 600);
+  t.is(config.loginMaxFailures, 10);
+  t.deepEqual(config.trustedProxies, []);
+  t.deepEqual(config.backup, { dir: 'backups', keep: 7 });
+  t.is(config.apiInstances, 1);
+  t.false(config.faultInjection);
+  t.true(Object.isFrozen(config) && Object.isFrozen(config.db));
+});
+
+test('production listens on every interface and runs a worker per core', (t) => {
+  const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) });
+  t.is(config.host, '0.0.0.0');
+  t.is(config.apiInstances, 'max');
+  t.false(config.seedDemoUser);
+});
+
+test('MYSQL_URL overrides the separate variables', (t) => {
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    MYSQL_HOST: 'ignored',
+    MYSQL_URL: 'mysql://app:p%40ss@db.internal:3307/accounts',
+  });
+  t.like(config.db, { host: 'db.internal', port: 3307, user: 'app', password: 'p@ss', database: 'accounts' });
+});
+
+test('every bad variable is named in one error', (t) => {
+  const error = t.throws(
+    () =>
+      loadConfig({
+        NODE_ENV: 'production',
+        PORT: 'abc',
+        DB_RETRIES: '0',
+        JWT_SECRET: 'short',
+        MYSQL_URL: 'mysql://u:hunter2@/',
+        LOG_LEVEL: 'loud',
+        TLS_CERT_FILE: '/tmp/cert.pem',
+      }),
+    { instanceOf: ConfigError },
+  ) as ConfigError;
+  for (const name of ['PORT', 'DB_RETRIES', 'JWT_SECRET', 'MYSQL_URL', 'LOG_LEVEL', 'TLS_CERT_FILE and TLS_KEY_FILE']) {
+    t.true(error.problems.some((p) => p.startsWith(name)), `${name} is named`);
+  }
+  t.false(error.message.includes('hunter2'), 'a password in MYSQL_URL is not echoed');
+});
+
+test('production refuses to start without JWT_SECRET', (t) => {
+  const error = t.throws(() => loadConfig({ NODE_ENV: 'production' }), { instanceOf: ConfigError }) as ConfigError;
+  t.regex(error.message, /JWT_SECRET is required in production/);
+});
+
+test('a bad configuration stops the process with a non-zero exit and one clear message', (t) => {
+  const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-config-'));
+  const result = spawnSync(process.execPath, [MAIN], {
+    cwd: ROOT,
+    env: { PATH: process.env['PATH'], NODE_ENV: 'test', LOG_DIR: logDir, PORT: 'abc', DB_RETRIES: '0' },
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  t.not(result.status, 0);
+  t.not(result.status, null);
+  const lines = result.stderr.trim().split('\n');
+  t.is(lines.length, 1, result.stderr);
+  t.regex(lines[0] ?? '', /Invalid configuration: PORT must be .*; DB_RETRIES must be/);
+  t.regex(readFileSync(path.join(logDir, 'backend.log'), 'utf8'), / - config - FATAL - Invalid configuration: PORT/);
+});

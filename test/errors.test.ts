@@ -1,0 +1,145 @@
+// Every error, whatever raised it, is the same JSON envelope with the request id, in the
+// header and in one log line; a 5xx says nothing internal; the process survives it.
+import test from 'ava';
+import { createTestDatabase, type TestDatabase } from './helpers/database';
+import type { Reply } from './helpers/http';
+import { startService, type Service } from './helpers/service';
+import { waitFor } from './helpers/wait';
+
+let db: TestDatabase;
+let service: Service;
+
+test.before(async () => {
+  db = await createTestDatabase('ra_errors');
+  service = await startService({ env: { ...db.env, FAULT_INJECTION: '1', MAX_BODY_BYTES: '1024' } });
+});
+
+test.after.always(async () => {
+  await service?.stop();
+  await db?.drop();
+});
+
+/** The contract's envelope, and the same id in the header and in exactly one log line. */
+async function assertEnvelope(t: import('ava').ExecutionContext, reply: Reply, status: number, code: string) {
+  t.is(reply.status, status, reply.text);
+  t.regex(String(reply.headers['content-type']), /^application\/json/);
+  t.deepEqual(Object.keys(reply.body).sort(), ['code', 'message', 'requestId']);
+  t.is(reply.body.code, code);
+  t.is(typeof reply.body.message, 'string');
+  t.is(reply.headers['x-request-id'], reply.body.requestId);
+  const id: string = reply.body.requestId;
+  const lines = await waitFor(`a log line with ${id}`, () => {
+    const found = service.log().split('\n').filter((line) => line.includes(id));
+    return found.length > 0 ? found : undefined;
+  }, 3000);
+  t.is(lines.length, 1, `one log line for ${id}`);
+  t.regex(lines[0] ?? '', new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d - http - (WARN|ERROR) - .*${status}`));
+}
+
+const htmlPlease = { accept: 'text/html', 'content-type': 'application/json' };
+
+test('400 for malformed JSON, even when the client asks for HTML', async (t) => {
+  const reply = await service.request('/api/login', { body: '{"username": "a", ', headers: htmlPlease });
+  await assertEnvelope(t, reply, 400, 'InvalidContent');
+});
+
+test('400 for a body that fails validation', async (t) => {
+  const reply = await service.request('/api/register', { body: { username: 'x' }, headers: { accept: 'text/plain' } });
+  await assertEnvelope(t, reply, 400, 'BadRequest');
+});
+
+test('401 for a wrong password', async (t) => {
+  const reply = await service.request('/api/login', { body: { username: 'ghost', password: 'nope-nope' } });
+  await assertEnvelope(t, reply, 401, 'InvalidCredentials');
+});
+
+test('401 for /api/me without a token', async (t) => {
+  await assertEnvelope(t, await service.request('/api/me', { headers: { accept: 'application/xml' } }), 401, 'Unauthorized');
+});
+
+test('404 for an unknown path', async (t) => {
+  await assertEnvelope(t, await service.request('/no/such/thing', { headers: { accept: 'text/html' } }), 404, 'ResourceNotFound');
+});
+
+test('405 for a known path with the wrong method', async (t) => {
+  await assertEnvelope(t, await service.request('/api/login', { method: 'GET' }), 405, 'MethodNotAllowed');
+});
+
+test('409 for a taken username', async (t) => {
+  await service.request('/api/register', { body: { username: 'taken', password: 'password-1' } });
+  const reply = await service.request('/api/register', { body: { username: 'TAKEN', password: 'password-1' } });
+  await assertEnvelope(t, reply, 409, 'Conflict');
+});
+
+test('413 for a body over the limit, announced or streamed', async (t) => {
+  const big = JSON.stringify({ username: 'big', password: 'x'.repeat(5000) });
+  await assertEnvelope(t, await service.request('/api/register', { body: big, headers: htmlPlease }), 413, 'PayloadTooLarge');
+  // Chunked, so the size is known only while reading.
+  const chunked = await service.request('/api/register', {
+    body: big,
+    headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'content-length': '' },
+  });
+  t.is(chunked.status, 413);
+});
+
+test('415 for a body that is not JSON', async (t) => {
+  const reply = await service.request('/api/login', {
+    body: 'username=a&password=b',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  await assertEnvelope(t, reply, 415, 'UnsupportedMediaType');
+});
+
+test('500 for a synchronous throw in a handler: nothing internal leaks, the process lives on', async (t) => {
+  const reply = await service.request('/__fault/throw', { headers: { accept: 'text/html' } });
+  await assertEnvelope(t, reply, 500, 'InternalServer');
+  t.is(reply.body.message, 'Internal server error');
+  t.notRegex(reply.text, /secret internals|at .*\.js|Error:/);
+  // The stack went to the log, after the error line.
+  t.regex(service.log(), new RegExp(`${reply.body.requestId}.*\\n.*Injected synchronous failure[^\\n]*\\n\\s+at `));
+  t.is((await service.request('/livez')).status, 200);
+  t.is(service.process.exitCode, null);
+});
+
+test('500 for a rejected promise in a handler, and the process lives on', async (t) => {
+  const reply = await service.request('/__fault/reject');
+  await assertEnvelope(t, reply, 500, 'InternalServer');
+  t.notRegex(reply.text, /secret internals/);
+  t.is((await service.request('/livez')).status, 200);
+});
+
+test('a client-supplied request id is kept; a hostile one is replaced', async (t) => {
+  const kept = await service.request('/nowhere', { headers: { 'x-request-id': 'trace-abc.123' } });
+  t.is(kept.body.requestId, 'trace-abc.123');
+  t.is(kept.headers['x-request-id'], 'trace-abc.123');
+  const replaced = await service.request('/nowhere', { headers: { 'x-request-id': 'bad id with "quotes" <and> spaces' } });
+  t.regex(replaced.body.requestId, /^[0-9a-f-]{36}$/);
+});
+
+test('a request Node cannot even parse still gets a JSON 400', async (t) => {
+  const net = await import('node:net');
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(service.port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n'));
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+  t.regex(raw, /^HTTP\/1\.1 400 /);
+  t.regex(raw, /content-type: application\/json/i);
+  const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+  t.is(body.code, 'BadRequest');
+  t.regex(body.requestId, /^[0-9a-f-]{36}$/);
+});
+
+test('successful responses carry a request id too', async (t) => {
+  const reply = await service.request('/livez');
+  t.regex(String(reply.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+});
+
+test('an unhandled promise rejection is logged and the process keeps serving', async (t) => {
+  t.is((await service.request('/__fault/unhandled-rejection', { method: 'POST' })).status, 202);
+  await waitFor('the rejection in the log', () => /Unhandled promise rejection[^\n]*\n[^\n]*Injected unhandled rejection/.test(service.log()));
+  t.is((await service.request('/livez')).status, 200);
+  t.is(service.process.exitCode, null);
+});

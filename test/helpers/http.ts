@@ -1,0 +1,62 @@
+// HTTP to the service on loopback, with a bound on every request so a hang fails the test.
+import http from 'node:http';
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly text: string;
+  /** The body parsed as JSON (undefined when it is not JSON). */
+  readonly body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON shapes
+  /** Milliseconds from sending to the end of the response. */
+  readonly ms: number;
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** An object is sent as JSON; a string or Buffer as is. */
+  body?: unknown;
+  timeoutMs?: number;
+}
+
+export function request(baseUrl: string, path: string, options: RequestOptions = {}): Promise<Reply> {
+  const url = new URL(path, baseUrl);
+  const headers: Record<string, string> = { ...options.headers };
+  let payload: Buffer | undefined;
+  if (options.body !== undefined) {
+    if (Buffer.isBuffer(options.body)) payload = options.body;
+    else if (typeof options.body === 'string') payload = Buffer.from(options.body);
+    else {
+      payload = Buffer.from(JSON.stringify(options.body));
+      headers['content-type'] ??= 'application/json';
+    }
+    headers['content-length'] ??= String(payload.length);
+    // An empty value asks for no Content-Length at all (with transfer-encoding: chunked).
+    if (headers['content-length'] === '') delete headers['content-length'];
+  }
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: options.method ?? (payload ? 'POST' : 'GET'), headers, agent: false, timeout: options.timeoutMs ?? 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body, ms: performance.now() - started });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${options.method ?? 'GET'} ${path} hung past ${options.timeoutMs ?? 10_000} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}

@@ -12,7 +12,7 @@ import {
   isTransient,
 } from './errors';
 import { DatabaseMonitor } from './monitor';
-import { DEFAULT_BACKOFF, withRetry } from './retry';
+import { DEFAULT_BACKOFF, withRetry } from '../util/retry';
 
 export type Params = ReadonlyArray<string | number | bigint | boolean | Date | Buffer | null>;
 export type Row = Record<string, unknown>;

@@ -1,4 +1,4 @@
-// The one retry policy of the database layer, on the `retry` package:
+// Retries on the `retry` package, for the database layer and the alert webhook:
 // exponential backoff with jitter, a bounded number of attempts, and a caller-supplied
 // rule for which failures deserve another attempt.
 import retry from 'retry';

@@ -1,23 +1,86 @@
-// PM2 ecosystem of resilient-api. Loaded with require(), so it stays CommonJS whatever
-// package.json says. Database settings come from the environment, never from this file.
+// PM2 ecosystem of resilient-api: every supervised process and its restart policy.
+//
+//   npx pm2 start ecosystem.config.js                    development: 127.0.0.1, hot reload, 1 worker
+//   npx pm2 start ecosystem.config.js --env production   production: 0.0.0.0, cluster, 1 worker per core
+//
+// PM2 loads this file with require(): it stays CommonJS (the .js extension and package.json's
+// "type": "commonjs"; an ESM package would need ecosystem.config.cjs). Database and other
+// settings are never written here: PM2 passes the starting shell's environment to every app,
+// so `MYSQL_PORT=3307 npx pm2 start ecosystem.config.js --env production` reaches port 3307.
 'use strict';
 
 const path = require('node:path');
 
-module.exports = {
-  apps: [
-    {
-      name: 'api',
-      cwd: __dirname,
-      script: path.join(__dirname, 'dist/src/main.js'),
-      exec_mode: 'cluster',
-      instances: 1,
-      wait_ready: true,
-      listen_timeout: 10000,
-      kill_timeout: 12000,
-      restart_delay: 3000,
-      env: { NODE_ENV: 'development' },
-      env_production: { NODE_ENV: 'production' },
-    },
-  ],
+/** `--env production` on PM2's command line, else NODE_ENV, else development. */
+function selectedEnv(argv, env) {
+  const index = argv.indexOf('--env');
+  if (index !== -1 && argv[index + 1]) return argv[index + 1];
+  const inline = argv.find((arg) => arg.startsWith('--env='));
+  if (inline) return inline.slice('--env='.length);
+  return env.NODE_ENV || 'development';
+}
+
+/** API_INSTANCES as PM2 wants it: a number, or 'max' for one worker per core. */
+function instances(value, fallback) {
+  if (!value) return fallback;
+  return /^\d+$/.test(value) ? Number(value) : value;
+}
+
+const mode = selectedEnv(process.argv, process.env);
+const production = mode === 'production';
+const root = __dirname;
+const restartDelay = Number(process.env.RESTART_DELAY_MS || 3000);
+const shutdownTimeout = Number(process.env.SHUTDOWN_TIMEOUT_MS || 10000);
+
+/** Production runs the compiled dist/; development runs the TypeScript sources through tsx. */
+const entry = (compiled, source) =>
+  production
+    ? { script: path.join(root, 'dist', compiled) }
+    : { script: path.join(root, 'scripts', 'dev-entry.js'), args: [source] };
+
+const api = {
+  name: 'api',
+  cwd: root,
+  ...entry('src/main.js', 'src/main.ts'),
+  exec_mode: 'cluster',
+  instances: instances(process.env.API_INSTANCES, production ? 'max' : 1),
+  // Online only once listening and migrated (main.ts sends 'ready'); a reload waits for it.
+  wait_ready: true,
+  listen_timeout: 15000,
+  // SIGINT first; SIGKILL only after the drain bound has had its time.
+  kill_timeout: shutdownTimeout + 2000,
+  // Restart policy (README, "Supervision"): every exit is restarted after 3 s; the supervisor
+  // stops a deliberate clean exit during that delay and stops the app after a crash loop.
+  // PM2's own limiter cannot express the contract, so it is set out of the way.
+  autorestart: true,
+  restart_delay: restartDelay,
+  max_restarts: 1000,
+  min_uptime: 5 * 60 * 1000,
+  // Hot reload in development: a restart (PM2 watch never reloads), of src/ only.
+  watch: production ? false : [path.join(root, 'src')],
+  watch_delay: 500,
+  ignore_watch: ['node_modules', 'logs', 'dist', '\\.git', '\\.test\\.ts$'],
+  merge_logs: true,
+  time: false,
+  // Only the mode: HOST, PORT, MYSQL_* and the rest come from the environment (config.ts).
+  env: { NODE_ENV: 'development' },
+  env_production: { NODE_ENV: 'production' },
 };
+
+const supervisor = {
+  name: 'supervisor',
+  cwd: root,
+  ...entry('src/supervisor/main.js', 'src/supervisor/main.ts'),
+  exec_mode: 'fork',
+  instances: 1,
+  autorestart: true,
+  restart_delay: restartDelay,
+  max_restarts: 1000,
+  kill_timeout: 6000,
+  watch: false,
+  // Only the mode: HOST, PORT, MYSQL_* and the rest come from the environment (config.ts).
+  env: { NODE_ENV: 'development' },
+  env_production: { NODE_ENV: 'production' },
+};
+
+module.exports = { apps: [api, supervisor] };

@@ -66,13 +66,13 @@ export class ConfigError extends Error {
   }
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'off'];
 const MIN_JWT_SECRET_LENGTH = 32;
 
 /** Reads variables, remembering every problem instead of stopping at the first. */
-class EnvReader {
+export class EnvReader {
   readonly problems: string[] = [];
 
   constructor(private readonly env: Env) {}

@@ -19,6 +19,9 @@ interface CleanupStep {
 /** Tells the supervisor that an exit with code 0 was meant, not a signal death that looks like 0. */
 export const CLEAN_EXIT_MESSAGE = { type: 'app:clean-exit', data: {} } as const;
 
+/** A repeated stop signal within this time is the same request relayed twice, not "hurry up". */
+const REPEAT_SIGNAL_GRACE_MS = 2000;
+
 /** After an uncaught exception the process is in an unknown state: drain briefly, then go. */
 const CRASH_DRAIN_LIMIT_MS = 3000;
 
@@ -26,6 +29,7 @@ export class Lifecycle {
   private current: LifeState = 'starting';
   private readonly steps: CleanupStep[] = [];
   private exiting: Promise<void> | undefined;
+  private drainStartedAt = 0;
 
   constructor(
     private readonly log: Logger,
@@ -88,10 +92,13 @@ export class Lifecycle {
 
   private onStopRequest(source: string): void {
     if (this.exiting) {
+      // npm and tsx relay a terminal's Ctrl+C, so one press may arrive twice in a moment.
+      if (Date.now() - this.drainStartedAt < REPEAT_SIGNAL_GRACE_MS) return;
       this.log.warn(`${source} received again while draining; exiting now`);
       this.finish(0);
       return;
     }
+    this.drainStartedAt = Date.now();
     this.log.info(`${source} received; draining`);
     void this.shutdown(source, 0);
   }

@@ -24,6 +24,8 @@ export interface LoggerOptions {
   readonly fileName?: string;
   /** 'self': log4js rolls the file; 'external': another process rotates it and we reopen. */
   readonly rotation?: 'self' | 'external';
+  /** 'supervisor': FATAL events become lines that begin with CRITICAL (supervisor.log). */
+  readonly layout?: 'backend' | 'supervisor';
 }
 
 const pad = (n: number): string => (n < 10 ? `0${n}` : String(n));
@@ -58,6 +60,13 @@ export function formatLine(date: Date, category: string, level: string, data: re
 
 log4js.addLayout('backend', () => (event: log4js.LoggingEvent) =>
   formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data),
+);
+
+/** supervisor.log: as backend.log, except that the contract's crash-loop line begins with CRITICAL. */
+log4js.addLayout('supervisor', () => (event: log4js.LoggingEvent) =>
+  event.level.levelStr === 'FATAL'
+    ? redact(`CRITICAL ${formatTimestamp(event.startTime)} - ${event.categoryName} - ${formatData(event.data)}`)
+    : formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data),
 );
 
 /**
@@ -102,7 +111,7 @@ export function configureLogging(options: LoggerOptions): void {
   mkdirSync(options.dir, { recursive: true });
   const filename = path.join(options.dir, options.fileName ?? 'backend.log');
   const rotation = options.rotation ?? (process.env['pm_id'] === undefined ? 'self' : 'external');
-  const layout = { type: 'backend' };
+  const layout = { type: options.layout ?? 'backend' };
   const file =
     rotation === 'self'
       ? { type: 'file', filename, maxLogSize: options.maxBytes, backups: options.backups, layout }

@@ -1,4 +1,6 @@
 // Entry of the `api` app: config → logger → lifecycle → database → schema → server → ready.
+import type http from 'node:http';
+import net from 'node:net';
 import { hashPassword } from './auth/passwords';
 import { TokenService } from './auth/tokens';
 import { type Config, ConfigError, loadConfig } from './config';
@@ -35,6 +37,23 @@ async function seedDemoUser(users: UserRepository): Promise<void> {
   } catch (error) {
     if (!(error instanceof UsernameTakenError)) throw error;
   }
+}
+
+/** Idle keep-alive sockets stay open this long into a drain, for a request already on its way. */
+const IDLE_SOCKET_GRACE_MS = 1000;
+
+/**
+ * Stops accepting and resolves once every connection is closed. Unlike http.Server#close,
+ * net.Server#close leaves idle keep-alive sockets open: a client may be sending on one at this
+ * very moment, and closing it under that request is how requests fail during a reload. Such a
+ * request is answered (with Connection: close); sockets still idle after a grace are closed.
+ */
+function drainHttp(httpServer: http.Server): Promise<void> {
+  closeConnectionsAfterResponses();
+  return new Promise<void>((resolve) => {
+    net.Server.prototype.close.call(httpServer, () => resolve());
+    setTimeout(() => httpServer.closeIdleConnections(), IDLE_SOCKET_GRACE_MS).unref();
+  });
 }
 
 async function main(): Promise<void> {
@@ -82,15 +101,7 @@ async function main(): Promise<void> {
       });
     });
 
-    lifecycle.onShutdown('stop accepting and finish in-flight requests', () => {
-      closeConnectionsAfterResponses();
-      return new Promise<void>((resolve) => {
-        // close() stops accepting and drops idle keep-alive sockets; busy ones close after
-        // their response (which says Connection: close). It calls back once all are gone.
-        server.server.close(() => resolve());
-        server.server.closeIdleConnections();
-      });
-    });
+    lifecycle.onShutdown('stop accepting and finish in-flight requests', () => drainHttp(server.server));
     lifecycle.onShutdown('close the database pool', () => db.close());
 
     const address = server.address();

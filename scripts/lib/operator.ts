@@ -1,0 +1,123 @@
+// What the start and stop scripts share: the ecosystem, the PM2 connection, and the checks that
+// turn a failure into one clear message and a non-zero exit.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
+
+/** A failure the operator can act on: printed alone, without a stack, exit code 1. */
+export class OperatorError extends Error {}
+
+export interface EcosystemApp {
+  readonly name: string;
+  readonly [option: string]: unknown;
+}
+
+/** The ecosystem as PM2 would load it for `--env <mode>`. */
+export function loadEcosystem(mode: 'development' | 'production'): { apps: EcosystemApp[] } {
+  const previous = process.env['NODE_ENV'];
+  process.env['NODE_ENV'] = mode;
+  try {
+    delete require.cache[require.resolve(ECOSYSTEM_FILE)];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- PM2 ecosystem files are CommonJS by design
+    return require(ECOSYSTEM_FILE) as { apps: EcosystemApp[] };
+  } finally {
+    if (previous === undefined) delete process.env['NODE_ENV'];
+    else process.env['NODE_ENV'] = previous;
+  }
+}
+
+export function appNames(): string[] {
+  return loadEcosystem('production').apps.map((app) => app.name);
+}
+
+export function step(message: string): void {
+  console.log(`» ${message}`);
+}
+
+/** Compiles src/ to dist/; a type error stops here with tsc's own report above. */
+export function build(): void {
+  step('Building (tsc -p tsconfig.build.json)');
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json')], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) throw new OperatorError('Build failed: fix the TypeScript errors above and try again.');
+}
+
+/**
+ * Production requires a JWT_SECRET of its own. When the operator gave none, one is generated
+ * once and kept in .jwt-secret (mode 0600, git-ignored), so tokens survive restarts.
+ */
+export function ensureJwtSecret(): void {
+  if (process.env['JWT_SECRET']) return;
+  const file = path.join(ROOT, '.jwt-secret');
+  if (!existsSync(file)) {
+    writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600 });
+    step('No JWT_SECRET set: generated one in .jwt-secret (set JWT_SECRET to use your own)');
+  }
+  process.env['JWT_SECRET'] = readFileSync(file, 'utf8').trim();
+}
+
+/** Fails with a clear message when something else already listens on the port. */
+export function assertPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new OperatorError(`Port ${port} on ${host} is already in use by another program: stop it, or set PORT.`)
+          : new OperatorError(`Cannot listen on ${host}:${port}: ${error.message}`),
+      );
+    });
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+export function localUrl(host: string, port: number, tls: boolean): string {
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `${tls ? 'https' : 'http'}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+/** GET /health once: its status code, or 0 when nothing answered. */
+export function probeHealth(baseUrl: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const client = baseUrl.startsWith('https:') ? https : http;
+    const req = client.get(`${baseUrl}/health`, { timeout: 2000, rejectUnauthorized: false, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve({ status: 0, body: '' }));
+  });
+}
+
+/** Waits until /health answers 200; returns the last answer either way. */
+export async function waitForHealth(baseUrl: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = { status: 0, body: '' };
+  while (Date.now() < deadline) {
+    last = await probeHealth(baseUrl);
+    if (last.status === 200) return last;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return last;
+}
+
+/** Runs a script's main, printing an OperatorError as one line and anything else with its stack. */
+export function runScript(main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    if (error instanceof OperatorError) console.error(`✖ ${error.message}`);
+    else console.error('✖ Unexpected failure:', error);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,8 @@
+// run-server [--production] (was run_server.ps1 [-Production]): development in the foreground,
+// or with --production the production start.
+import { startProduction } from './start-server-production';
+import { startDevelopment } from './start-server';
+import { runScript } from './lib/operator';
+
+const production = process.argv.slice(2).some((arg) => /^-{1,2}production$/i.test(arg));
+runScript(production ? startProduction : startDevelopment);

@@ -1,0 +1,74 @@
+// start-server-production (was start_server_production.bat): build, migrate, start the
+// production ecosystem under the PM2 daemon (cluster, 0.0.0.0:8000), wait for /health, print the
+// URL, return. Run again while it runs: a zero-downtime reload with the current environment.
+//
+//   npm start            npx tsx scripts/start-server-production.ts
+import { ConfigError, loadConfig } from '../src/config';
+import { migrate } from '../src/db/migrate';
+import { configureLogging, getLogger } from '../src/logger';
+import * as pm2 from '../src/supervisor/pm2';
+import {
+  appNames,
+  assertPortFree,
+  build,
+  ECOSYSTEM_FILE,
+  ensureJwtSecret,
+  localUrl,
+  OperatorError,
+  runScript,
+  step,
+  waitForHealth,
+} from './lib/operator';
+
+const HEALTH_WAIT_MS = 60_000;
+
+export async function startProduction(): Promise<void> {
+  // Read by config.ts and by ecosystem.config.js (loaded in this process by PM2's API).
+  process.env['NODE_ENV'] = 'production';
+  build();
+  ensureJwtSecret();
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new OperatorError(error.message);
+    throw error;
+  }
+  configureLogging({ ...config.log, console: false });
+
+  const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  step(`Applying migrations to ${target}`);
+  try {
+    const applied = await migrate(config.db, getLogger('migrations'));
+    step(applied.length > 0 ? `Applied ${applied.join(', ')}` : 'Schema is up to date');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new OperatorError(`Database unreachable for migration at ${target}: ${reason}. Is it running? Check MYSQL_* settings.`);
+  }
+
+  await pm2.connect();
+  try {
+    const running = (await pm2.list()).some((proc) => proc.name === 'api' && proc.pm2_env?.status === 'online');
+    if (running) step('resilient-api is already running: reloading it without downtime');
+    else await assertPortFree(config.host, config.port);
+    step(`Starting ${appNames().join(', ')} under PM2 (production)`);
+    await pm2.reloadEcosystem(ECOSYSTEM_FILE, 'production');
+
+    const url = localUrl(config.host, config.port, config.tls !== undefined);
+    step(`Waiting for ${url}/health`);
+    const health = await waitForHealth(url, HEALTH_WAIT_MS);
+    if (health.status !== 200) {
+      throw new OperatorError(
+        `The service started but ${url}/health answers ${health.status || 'nothing'}${health.body ? `: ${health.body}` : ''}. ` +
+          'See logs/backend.log or `npx pm2 logs`.',
+      );
+    }
+    const workers = (await pm2.list()).filter((proc) => proc.name === 'api').length;
+    console.log(`\n✔ resilient-api is running at ${url} (listening on ${config.host}:${config.port}, ${workers} worker(s))`);
+    console.log('  logs: npx pm2 logs   monitor: npx pm2 monit   reload: npx pm2 reload api   stop: npm stop');
+  } finally {
+    pm2.disconnect();
+  }
+}
+
+if (require.main === module) runScript(startProduction);

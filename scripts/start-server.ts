@@ -1,0 +1,83 @@
+// start-server (was start_server.bat): development in the foreground. The api runs from the
+// TypeScript sources with hot reload on 127.0.0.1:8000 under PM2 with the supervisor; every
+// line the apps print is streamed here; Ctrl+C stops and deletes the apps, and nothing restarts.
+//
+//   npm run dev          npx tsx scripts/start-server.ts
+import { ConfigError, loadConfig } from '../src/config';
+import * as pm2 from '../src/supervisor/pm2';
+import {
+  appNames,
+  assertPortFree,
+  ECOSYSTEM_FILE,
+  localUrl,
+  OperatorError,
+  runScript,
+  step,
+  waitForHealth,
+} from './lib/operator';
+
+/** A second Ctrl+C within this time is the same press relayed by npm or tsx. */
+const REPEAT_SIGNAL_GRACE_MS = 2000;
+
+export async function startDevelopment(): Promise<void> {
+  // Read by config.ts and by ecosystem.config.js (loaded in this process by PM2's API).
+  process.env['NODE_ENV'] = 'development';
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new OperatorError(error.message);
+    throw error;
+  }
+  const names = appNames();
+  await pm2.connect();
+  // Left over from a run that did not end cleanly: start afresh.
+  for (const proc of await pm2.list()) {
+    if (proc.name && names.includes(proc.name)) await pm2.remove(proc.pm_id ?? proc.name).catch(() => undefined);
+  }
+  try {
+    await assertPortFree(config.host, config.port);
+  } catch (error) {
+    pm2.disconnect();
+    throw error;
+  }
+
+  const bus = await pm2.launchBus();
+  for (const channel of ['log:out', 'log:err'] as const) {
+    bus.on(channel, (packet) => {
+      if (!names.includes(packet.process.name)) return;
+      const text = String(packet.data ?? '').replace(/\n$/, '');
+      const prefix = `${packet.process.name}${packet.process.name === 'api' ? ` ${packet.process.pm_id}` : ''} |`;
+      for (const line of text.split('\n')) (channel === 'log:err' ? process.stderr : process.stdout).write(`${prefix} ${line}\n`);
+    });
+  }
+
+  let stoppingSince: number | undefined;
+  const stop = async (signal: string): Promise<void> => {
+    if (stoppingSince !== undefined) {
+      // npm and tsx relay the terminal's Ctrl+C too, so one press can arrive twice at once.
+      if (Date.now() - stoppingSince < REPEAT_SIGNAL_GRACE_MS) return;
+      console.error('Ctrl+C again: leaving without waiting for the apps to stop.');
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
+    step(`${signal}: stopping and removing ${names.join(', ')}`);
+    for (const name of names) await pm2.remove(name).catch(() => undefined);
+    // Leave no daemon behind unless it runs something else.
+    if ((await pm2.list()).length === 0) await pm2.killDaemon().catch(() => undefined);
+    pm2.disconnect();
+    step('Stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('Ctrl+C'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  step(`Starting ${names.join(', ')} under PM2 (development, hot reload of src/)`);
+  await pm2.startEcosystem(ECOSYSTEM_FILE, 'development');
+  const url = localUrl(config.host, config.port, config.tls !== undefined);
+  const health = await waitForHealth(url, 30_000);
+  if (health.status === 200) console.log(`\n✔ resilient-api (development) is running at ${url}; Ctrl+C stops it\n`);
+  else console.log(`\n! resilient-api is up at ${url} but /health answers ${health.status || 'nothing'}: ${health.body}\n`);
+}
+
+if (require.main === module) runScript(startDevelopment);

@@ -5,4 +5,4 @@ import { startDevelopment } from './start-server';
 import { runScript } from './lib/operator';
 
 const production = process.argv.slice(2).some((arg) => /^-{1,2}production$/i.test(arg));
-runScript(production ? startProduction : startDevelopment);
+runScript(production ? startProduction : startDevelopment, { exitWhenDone: production });

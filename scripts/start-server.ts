@@ -80,4 +80,5 @@ export async function startDevelopment(): Promise<void> {
   else console.log(`\n! resilient-api is up at ${url} but /health answers ${health.status || 'nothing'}: ${health.body}\n`);
 }
 
-if (require.main === module) runScript(startDevelopment);
+// Stays in the foreground until Ctrl+C.
+if (require.main === module) runScript(startDevelopment, { exitWhenDone: false });

@@ -113,11 +113,20 @@ export async function waitForHealth(baseUrl: string, timeoutMs: number): Promise
   return last;
 }
 
-/** Runs a script's main, printing an OperatorError as one line and anything else with its stack. */
-export function runScript(main: () => Promise<void>): void {
-  main().catch((error: unknown) => {
-    if (error instanceof OperatorError) console.error(`✖ ${error.message}`);
-    else console.error('✖ Unexpected failure:', error);
-    process.exitCode = 1;
-  });
+/**
+ * Runs a script's main, printing an OperatorError as one line and anything else with its stack,
+ * then exits: PM2's client can leave the event loop waiting after killDaemon and disconnect
+ * (seen with `node --import tsx` and a redirected stdout), and a CLI must return.
+ */
+export function runScript(main: () => Promise<void>, options: { exitWhenDone?: boolean } = {}): void {
+  main().then(
+    () => {
+      if (options.exitWhenDone !== false) process.exit(0);
+    },
+    (error: unknown) => {
+      if (error instanceof OperatorError) console.error(`✖ ${error.message}`);
+      else console.error('✖ Unexpected failure:', error);
+      process.exit(1);
+    },
+  );
 }

@@ -1,21 +1,27 @@
 // Loads a backup into the configured database. The file is read whole first and refused unless
 // it is a complete dump of this service (a truncated or foreign file changes nothing). The load
 // runs under the migration lock, so no worker migrates into a half-loaded schema; then pending
-// migrations bring the restored schema up to this code's, and the user count is made exact.
+// migrations bring the restored schema up to this code's.
 //
-// The service may keep running meanwhile: while a table is being replaced its requests fail with
-// 503 (a missing table or a lock wait past the query timeout), and it recovers by itself.
+// The service may keep running meanwhile. The restore holds the restore lock, which every
+// process's database monitor sees at its next ping: from then on they answer 503 at once (and
+// never, say, 401 for a user whose rows are not loaded yet), and serve again once it is released.
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import type { DatabaseConfig } from '../config';
 import type { Migration } from '../db/migrations';
+import { restoreLockName } from '../db/locks';
 import { withMigrationLock } from '../db/migrate';
 import type { Logger } from '../logger';
 import { findTool, withOptionFile } from './clientTools';
 import { type DumpFacts, inspectDumpFile } from './dumpFile';
 import { OutputTail, runTool } from './toolProcess';
+
+/** Beyond two monitor intervals: a ping already under way when the lock was taken. */
+const SETTLE_MARGIN_MS = 500;
 
 export class RestoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -52,11 +58,16 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const target = `${db.host}:${db.port}/${db.database}`;
   log.info(`Restore of ${file} into ${target} started (${facts.footer})`);
   return withMigrationLock(db, log, async (session) => {
+    const [held] = await session.connection.query<import('mysql2').RowDataPacket[]>(
+      'SELECT GET_LOCK(?, 0) AS acquired',
+      [restoreLockName(db.database)],
+    );
+    if (held[0]?.['acquired'] !== 1) throw new RestoreError(`another restore of ${target} is under way`);
+    // Give every process's monitor two pings to see the lock before any table goes away.
+    await setTimeout(2 * db.healthIntervalMs + SETTLE_MARGIN_MS);
     await load(file, options);
     const migrated = await session.applyPending({ migrations: options.migrations });
-    // A registration that slipped in between a table's rows and its triggers during a live restore
-    // would not be counted: recount once, now that everything is in place.
-    await session.connection.query('REPLACE INTO user_stats (id, total_users) SELECT 1, COUNT(*) FROM users');
+    // The dump's own count: taken in the same snapshot as the rows, and loaded before the triggers.
     const [rows] = await session.connection.query<import('mysql2').RowDataPacket[]>(
       'SELECT total_users FROM user_stats WHERE id = 1',
     );

@@ -5,6 +5,7 @@ import mysql from 'mysql2/promise';
 import { MigrationError as UmzugMigrationError, Umzug, type UmzugStorage } from 'umzug';
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
+import { migrationLockName } from './locks';
 import { type Migration, migrations as releasedMigrations } from './migrations';
 
 const LOCK_WAIT_SECONDS = 60;
@@ -100,7 +101,7 @@ export async function withMigrationLock<T>(
   work: (session: MigrationSession) => Promise<T>,
 ): Promise<T> {
   const connection = await connect(config);
-  const lockName = `resilient_api.migrations.${config.database}`;
+  const lockName = migrationLockName(config.database);
   try {
     const [rows] = await connection.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS acquired', [
       lockName,

@@ -29,7 +29,7 @@ export interface MigrateOptions {
    * Runs under the lock, only when something is pending, before the first migration is applied
    * (the backup before migrating). If it throws, nothing is applied.
    */
-  readonly beforeApply?: (pending: readonly string[]) => Promise<void>;
+  readonly beforeApply?: (pending: readonly string[], applied: readonly string[]) => Promise<void>;
 }
 
 /** One connection holding the migration lock, and what may be done with it. */
@@ -135,7 +135,7 @@ async function applyPending(umzug: Umzug<mysql.Connection>, options: MigrateOpti
   if (pending.length === 0) return [];
   if (options.beforeApply) {
     try {
-      await options.beforeApply(pending);
+      await options.beforeApply(pending, (await umzug.executed()).map((migration) => migration.name));
     } catch (error) {
       throw new MigrationError(
         `Not migrating: the step before applying ${pending.join(', ')} failed (${messageOf(error)}); the schema is unchanged`,

@@ -13,7 +13,11 @@ export function migrationOptions(config: Config, log: Logger): MigrateOptions {
   return {
     migrations: config.faultFailingMigration ? [...migrations, failingMigration] : migrations,
     beforeApply: config.backup.beforeMigrate
-      ? async (pending) => {
+      ? async (pending, applied) => {
+          if (applied.length === 0) {
+            log.info(`No backup before the first migrations of ${config.db.database}: it holds no data yet`);
+            return;
+          }
           log.info(`Backing up ${config.db.database} before applying ${pending.join(', ')}`);
           const backup = await createBackup({ ...config.backup, db: config.db });
           log.info(`Backup before migrating written: ${backup.file} (${backup.bytes} bytes)`);

@@ -14,14 +14,12 @@ const EXIT_BAD_CONFIG = 78;
 
 /**
  * PM2 starts an app with cron_restart once at `pm2 start`, then at every scheduled time. Only
- * that first launch happens in the same moment PM2 created the app (its created_at), so a
- * deployment does not take an unscheduled backup unless BACKUP_ON_START asks for one.
+ * that first launch comes before any exit, and PM2 passes its record of the app (exit_code
+ * included, once there is one) in the environment. So a deployment takes no unscheduled backup
+ * unless BACKUP_ON_START asks for one.
  */
 export function isFirstLaunchByPm2(env: Env): boolean {
-  if (env['pm_id'] === undefined) return false;
-  const createdAt = Number(env['created_at']);
-  const launchedAt = Number(env['pm_uptime']);
-  return Number.isFinite(createdAt) && Number.isFinite(launchedAt) && Math.abs(launchedAt - createdAt) < 1000;
+  return env['pm_id'] !== undefined && env['exit_code'] === undefined;
 }
 
 function readConfig(env: Env): Config | undefined {

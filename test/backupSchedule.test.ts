@@ -6,10 +6,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import type { StartOptions } from 'pm2';
-import type { DatabaseConfig } from '../src/config';
 import { migrate } from '../src/db/migrate';
 import { getLogger } from '../src/logger';
-import { createTestDatabase, SHARED_DB, type TestDatabase } from './helpers/database';
+import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { ROOT } from './helpers/service';
 import { waitFor } from './helpers/wait';
 
@@ -45,15 +44,7 @@ test.after.always(async () => {
 
 test('the backup app registers its schedule at pm2 start, then backs up at each tick and exits 0', async (t) => {
   db = await createTestDatabase('ra_sched');
-  const config: DatabaseConfig = {
-    ...SHARED_DB,
-    database: db.name,
-    connectTimeoutMs: 2000,
-    queryTimeoutMs: 5000,
-    retries: 3,
-    poolSize: 2,
-    healthIntervalMs: 500,
-  };
+  const config = databaseConfig(db.name);
   await migrate(config, getLogger('test'));
   await db.query("INSERT INTO users (username, password_hash) VALUES ('scheduled', 'x')");
 

@@ -10,7 +10,7 @@ import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
 import { migrations } from '../src/db/migrations';
 import { failingMigration } from '../src/db/migrations/faults';
 import { getLogger } from '../src/logger';
-import { createTestDatabase, SHARED_DB, type TestDatabase } from './helpers/database';
+import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { runScript } from './helpers/scripts';
 import { startService } from './helpers/service';
 
@@ -22,15 +22,7 @@ test.after.always(async () => {
 async function database(): Promise<{ db: TestDatabase; config: DatabaseConfig }> {
   const db = await createTestDatabase('ra_migops');
   databases.push(db);
-  const config: DatabaseConfig = {
-    ...SHARED_DB,
-    database: db.name,
-    connectTimeoutMs: 2000,
-    queryTimeoutMs: 5000,
-    retries: 3,
-    poolSize: 2,
-    healthIntervalMs: 500,
-  };
+  const config = databaseConfig(db.name);
   return { db, config };
 }
 

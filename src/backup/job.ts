@@ -66,7 +66,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     console.error(message);
     await new AlertSender(config.alertWebhookUrl, log).send({
       level: 'CRITICAL',
-      app: env['name'] ?? 'backup',
+      app: 'backup',
       event: 'backup_failed',
       message,
       details: { database: config.db.database, server: `${config.db.host}:${config.db.port}`, dir: config.backup.dir },

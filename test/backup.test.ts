@@ -2,7 +2,7 @@
 // what is backed up can be restored and logged into, a dump taken under load is consistent, old
 // backups go, a bad file changes nothing, and a failed backup leaves nothing and alerts.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -20,9 +20,12 @@ const BACKUP_NAME = /^[A-Za-z0-9_]+-\d{8}T\d{6}Z(-\d+)?\.sql\.gz$/;
 const databases: TestDatabase[] = [];
 const services: Service[] = [];
 
+const folders: string[] = [];
+
 test.after.always(async () => {
   await Promise.all(services.map((service) => service.stop()));
   await Promise.all(databases.map((db) => db.drop()));
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
 });
 
 async function database(): Promise<TestDatabase> {
@@ -41,8 +44,14 @@ function backupEnv(db: TestDatabase, dir: string, extra: Record<string, string> 
   return { ...db.env, BACKUP_DIR: dir, LOG_DIR: path.join(dir, '..', 'logs'), ...extra };
 }
 
+function tempFolder(prefix: string): string {
+  const folder = mkdtempSync(path.join(os.tmpdir(), prefix));
+  folders.push(folder);
+  return folder;
+}
+
 function tempDir(): string {
-  return path.join(mkdtempSync(path.join(os.tmpdir(), 'ra-bk-')), 'backups');
+  return path.join(tempFolder('ra-bk-'), 'backups');
 }
 
 /** Runs a backup that must succeed; returns the file it wrote. */
@@ -254,7 +263,7 @@ test('a backup with the database down exits non-zero, leaves no file and alerts'
 
 test('credentials reach the dump tool in a private option file, never on its command line', async (t) => {
   // A stand-in mariadb-dump first on PATH records what it was given, as `ps` would show it.
-  const bin = mkdtempSync(path.join(os.tmpdir(), 'ra-fakebin-'));
+  const bin = tempFolder('ra-fakebin-');
   const record = path.join(bin, 'record');
   writeFileSync(
     path.join(bin, 'mariadb-dump'),

@@ -1,7 +1,7 @@
 // Migrations in operation: a failing migration stops `npm run migrate` and start-up with a message
 // that names it, leaves the schema as it was and usable, and in production a backup is taken
 // before anything is applied (by whichever process finds migrations pending).
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -15,9 +15,17 @@ import { runScript } from './helpers/scripts';
 import { startService } from './helpers/service';
 
 const databases: TestDatabase[] = [];
+const folders: string[] = [];
 test.after.always(async () => {
   await Promise.all(databases.map((db) => db.drop()));
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
 });
+
+function tempFolder(): string {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'ra-migops-'));
+  folders.push(folder);
+  return folder;
+}
 
 async function database(): Promise<{ db: TestDatabase; config: DatabaseConfig }> {
   const db = await createTestDatabase('ra_migops');
@@ -76,7 +84,7 @@ test('the step before applying runs once, only when something is pending, and it
 
 test('the service stops start-up on a failing migration with a clear message, and starts on the previous schema', async (t) => {
   const { db } = await database();
-  const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-migops-'));
+  const logDir = tempFolder();
   const first = await startService({ env: db.env, logDir });
   t.is((await first.request('/api/register', { body: { username: 'kept', password: 'kept-password' } })).status, 201);
   await first.stop();
@@ -103,7 +111,7 @@ test('the service stops start-up on a failing migration with a clear message, an
 
 test('npm run migrate in production backs up before applying, and --status lists what is pending', async (t) => {
   const { db } = await database();
-  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'ra-migops-')), 'backups');
+  const dir = path.join(tempFolder(), 'backups');
   const env = {
     ...db.env,
     NODE_ENV: 'production',

@@ -28,15 +28,17 @@ function instances(value, fallback) {
 
 const mode = selectedEnv(process.argv, process.env);
 const production = mode === 'production';
+/** Only development runs the sources; production (and test) run the compiled dist/. */
+const fromSources = mode === 'development';
 const root = __dirname;
 const restartDelay = Number(process.env.RESTART_DELAY_MS || 3000);
 const shutdownTimeout = Number(process.env.SHUTDOWN_TIMEOUT_MS || 10000);
 
-/** Production runs the compiled dist/; development runs the TypeScript sources through tsx. */
+/** Development runs the TypeScript sources through tsx; otherwise the compiled dist/. */
 const entry = (compiled, source) =>
-  production
-    ? { script: path.join(root, 'dist', compiled) }
-    : { script: path.join(root, 'scripts', 'dev-entry.js'), args: [source] };
+  fromSources
+    ? { script: path.join(root, 'scripts', 'dev-entry.js'), args: [source] }
+    : { script: path.join(root, 'dist', compiled) };
 
 const api = {
   name: 'api',
@@ -57,7 +59,7 @@ const api = {
   max_restarts: 1000,
   min_uptime: 5 * 60 * 1000,
   // Hot reload in development: a restart (PM2 watch never reloads), of src/ only.
-  watch: production ? false : [path.join(root, 'src')],
+  watch: fromSources ? [path.join(root, 'src')] : false,
   watch_delay: 500,
   ignore_watch: ['node_modules', 'logs', 'dist', '\\.git', '\\.test\\.ts$'],
   merge_logs: true,
@@ -83,4 +85,23 @@ const supervisor = {
   env_production: { NODE_ENV: 'production' },
 };
 
-module.exports = { apps: [api, supervisor] };
+// Scheduled backups: PM2 starts a one-shot run at every BACKUP_CRON time (PM2's cron, in the
+// daemon's time zone; daily at 01:30 by default). A run exits when done and is never restarted
+// on exit. At `pm2 start` the app starts once too and, unless BACKUP_ON_START=1, only logs that
+// the schedule is registered (src/backup/job.ts).
+const backup = {
+  name: 'backup',
+  cwd: root,
+  ...entry('src/backup/main.js', 'src/backup/main.ts'),
+  exec_mode: 'fork',
+  instances: 1,
+  cron_restart: process.env.BACKUP_CRON || '30 1 * * *',
+  autorestart: false,
+  // Time to kill the dump and remove its partial file when stopped mid-run.
+  kill_timeout: 5000,
+  watch: false,
+  env: { NODE_ENV: 'development' },
+  env_production: { NODE_ENV: 'production' },
+};
+
+module.exports = { apps: [api, supervisor, backup] };

@@ -1,6 +1,7 @@
 // npm run migrate [-- --status]: applies pending migrations (or lists them) and exits.
 import { ConfigError, loadConfig } from '../src/config';
 import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
+import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLogging, getLogger, shutdownLogging } from '../src/logger';
 import { registerSecret } from '../src/redact';
 
@@ -10,15 +11,16 @@ async function run(): Promise<void> {
   registerSecret(config.db.password);
   const log = getLogger('migrations');
   const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  const options = migrationOptions(config, getLogger('backup'));
   if (process.argv.includes('--status')) {
-    const status = await migrationStatus(config.db, log);
+    const status = await migrationStatus(config.db, log, options);
     console.log(`Migrations of ${target}`);
     for (const name of status.applied) console.log(`  applied  ${name}`);
     for (const name of status.pending) console.log(`  pending  ${name}`);
     console.log(`${status.applied.length} applied, ${status.pending.length} pending`);
     return;
   }
-  const applied = await migrate(config.db, log);
+  const applied = await migrate(config.db, log, options);
   console.log(
     applied.length === 0
       ? `${target}: schema is up to date`

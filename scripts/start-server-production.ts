@@ -4,7 +4,9 @@
 //
 //   npm start            npx tsx scripts/start-server-production.ts
 import { ConfigError, loadConfig } from '../src/config';
-import { migrate } from '../src/db/migrate';
+import { isTransient } from '../src/db/errors';
+import { migrate, MigrationError } from '../src/db/migrate';
+import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLogging, getLogger } from '../src/logger';
 import * as pm2 from '../src/supervisor/pm2';
 import {
@@ -39,11 +41,16 @@ export async function startProduction(): Promise<void> {
   const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
   step(`Applying migrations to ${target}`);
   try {
-    const applied = await migrate(config.db, getLogger('migrations'));
+    // With a backup first when something is pending (production), as `npm run migrate` does.
+    const applied = await migrate(config.db, getLogger('migrations'), migrationOptions(config, getLogger('backup')));
     step(applied.length > 0 ? `Applied ${applied.join(', ')}` : 'Schema is up to date');
   } catch (error) {
+    const cause = error instanceof MigrationError && error.cause !== undefined ? error.cause : error;
     const reason = error instanceof Error ? error.message : String(error);
-    throw new OperatorError(`Database unreachable for migration at ${target}: ${reason}. Is it running? Check MYSQL_* settings.`);
+    if (isTransient(cause)) {
+      throw new OperatorError(`Database unreachable for migration at ${target}: ${reason}. Is it running? Check MYSQL_* settings.`);
+    }
+    throw new OperatorError(`${reason}. Nothing was started.`);
   }
 
   await pm2.connect();

@@ -45,7 +45,16 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   readonly loginMaxFailures: number;
   readonly trustedProxies: readonly string[];
-  readonly backup: { readonly dir: string; readonly keep: number };
+  readonly backup: {
+    readonly dir: string;
+    readonly keep: number;
+    /** Bound on one dump; a dump still running then is killed and reported as failed. */
+    readonly timeoutMs: number;
+    /** The scheduled PM2 app also backs up when PM2 first launches it, not only on schedule. */
+    readonly onStart: boolean;
+    /** Take a backup before applying pending migrations (production by default). */
+    readonly beforeMigrate: boolean;
+  };
   readonly http: {
     readonly maxBodyBytes: number;
     /** Bound on draining in-flight requests at shutdown. */
@@ -55,6 +64,8 @@ export interface Config {
   readonly faultInjection: boolean;
   /** With fault injection: throw outside any request this long after start-up (crash loops). */
   readonly faultCrashAfterMs: number | undefined;
+  /** With fault injection: a migration that always fails is added after the released ones. */
+  readonly faultFailingMigration: boolean;
   /** Create the `demo` user (development only). */
   readonly seedDemoUser: boolean;
 }
@@ -106,9 +117,9 @@ export class EnvReader {
     return value as T;
   }
 
-  flag(name: string): boolean {
+  flag(name: string, fallback = false): boolean {
     const value = this.raw(name)?.toLowerCase();
-    if (value === undefined) return false;
+    if (value === undefined) return fallback;
     if (['1', 'true', 'yes', 'on'].includes(value)) return true;
     if (['0', 'false', 'no', 'off'].includes(value)) return false;
     this.problems.push(`${name} must be true or false (got "${value}")`);
@@ -263,6 +274,9 @@ export function loadConfig(env: Env = process.env): Config {
     backup: {
       dir: read.string('BACKUP_DIR', 'backups'),
       keep: read.integer('BACKUP_KEEP', 7, 1, 1000),
+      timeoutMs: read.integer('BACKUP_TIMEOUT_SECONDS', 3600, 10, 7 * 24 * 3600) * 1000,
+      onStart: read.flag('BACKUP_ON_START'),
+      beforeMigrate: read.flag('BACKUP_BEFORE_MIGRATE', mode === 'production'),
     },
     http: {
       maxBodyBytes: read.integer('MAX_BODY_BYTES', 16 * 1024, 256, 10 * 1024 * 1024),
@@ -271,11 +285,15 @@ export function loadConfig(env: Env = process.env): Config {
     faultInjection: read.flag('FAULT_INJECTION'),
     faultCrashAfterMs:
       read.raw('FAULT_CRASH_AFTER_MS') === undefined ? undefined : read.integer('FAULT_CRASH_AFTER_MS', 0, 0, 3_600_000),
+    faultFailingMigration: read.flag('FAULT_FAILING_MIGRATION'),
     seedDemoUser: mode === 'development',
   };
 
   if (config.faultCrashAfterMs !== undefined && !config.faultInjection) {
     read.problems.push('FAULT_CRASH_AFTER_MS needs FAULT_INJECTION=1');
+  }
+  if (config.faultFailingMigration && !config.faultInjection) {
+    read.problems.push('FAULT_FAILING_MIGRATION needs FAULT_INJECTION=1');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);

@@ -5,6 +5,7 @@ import { hashPassword } from './auth/passwords';
 import { TokenService } from './auth/tokens';
 import { type Config, ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
+import { migrationOptions } from './db/migrationOptions';
 import { SchemaKeeper } from './db/schema';
 import { UsernameTakenError, UserRepository } from './db/users';
 import { createServer } from './http/server';
@@ -72,10 +73,15 @@ async function main(): Promise<void> {
   try {
     const db = new Database(config.db, getLogger('database'));
     const users = new UserRepository(db);
-    const schema = new SchemaKeeper(config.db, getLogger('migrations'), async () => {
-      db.schemaReady = true;
-      if (config.seedDemoUser) await seedDemoUser(users);
-    });
+    const schema = new SchemaKeeper(
+      config.db,
+      getLogger('migrations'),
+      async () => {
+        db.schemaReady = true;
+        if (config.seedDemoUser) await seedDemoUser(users);
+      },
+      migrationOptions(config, getLogger('backup')),
+    );
     db.start();
     // Back after an outage at start-up: migrate then, without a restart.
     db.monitor.on('up', () => {

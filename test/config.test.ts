@@ -27,9 +27,10 @@ test('defaults follow the contract', (t) => {
   t.is(config.rateLimitPerMinute, 600);
   t.is(config.loginMaxFailures, 10);
   t.deepEqual(config.trustedProxies, []);
-  t.deepEqual(config.backup, { dir: 'backups', keep: 7 });
+  t.deepEqual(config.backup, { dir: 'backups', keep: 7, timeoutMs: 3_600_000, onStart: false, beforeMigrate: false });
   t.is(config.apiInstances, 1);
   t.false(config.faultInjection);
+  t.false(config.faultFailingMigration);
   t.true(Object.isFrozen(config) && Object.isFrozen(config.db));
 });
 
@@ -38,6 +39,15 @@ test('production listens on every interface and runs a worker per core', (t) => 
   t.is(config.host, '0.0.0.0');
   t.is(config.apiInstances, 'max');
   t.false(config.seedDemoUser);
+  t.true(config.backup.beforeMigrate, 'a backup is taken before migrating in production');
+  t.false(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40), BACKUP_BEFORE_MIGRATE: '0' }).backup.beforeMigrate);
+});
+
+test('the failing migration is a fault-injection switch only', (t) => {
+  t.throws(() => loadConfig({ NODE_ENV: 'test', FAULT_FAILING_MIGRATION: '1' }), {
+    message: /FAULT_FAILING_MIGRATION needs FAULT_INJECTION=1/,
+  });
+  t.true(loadConfig({ NODE_ENV: 'test', FAULT_INJECTION: '1', FAULT_FAILING_MIGRATION: '1' }).faultFailingMigration);
 });
 
 test('MYSQL_URL overrides the separate variables', (t) => {

@@ -2,22 +2,13 @@
 // database is created when it is missing.
 import test from 'ava';
 import mysql from 'mysql2/promise';
-import type { DatabaseConfig } from '../src/config';
 import { migrate, migrationStatus } from '../src/db/migrate';
 import { migrations } from '../src/db/migrations';
 import { getLogger } from '../src/logger';
-import { SHARED_DB, uniqueName } from './helpers/database';
+import { databaseConfig, SHARED_DB, uniqueName } from './helpers/database';
 
 const name = uniqueName('ra_migrate');
-const config: DatabaseConfig = {
-  ...SHARED_DB,
-  database: name,
-  connectTimeoutMs: 2000,
-  queryTimeoutMs: 5000,
-  retries: 3,
-  poolSize: 2,
-  healthIntervalMs: 500,
-};
+const config = databaseConfig(name);
 
 test.after.always(async () => {
   const connection = await mysql.createConnection(SHARED_DB);

@@ -51,7 +51,13 @@ test.serial('start-server-production builds, migrates, starts 2 workers and the 
     t.regex(started.stdout, new RegExp(`resilient-api is running at http://127\\.0\\.0\\.1:${sandbox.port} .*2 worker\\(s\\)`));
     t.is((await sandbox.request('/health')).status, 200);
     const procs = await sandbox.list();
-    t.deepEqual(procs.map((p) => `${p.name}:${p.pm2_env.status}`).sort(), ['api:online', 'api:online', 'supervisor:online']);
+    // The backup app ran once at start (no backup then) and waits for its cron time, stopped.
+    t.deepEqual(procs.map((p) => `${p.name}:${p.pm2_env.status}`).sort(), [
+      'api:online',
+      'api:online',
+      'backup:stopped',
+      'supervisor:online',
+    ]);
     t.is(procs.find((p) => p.name === 'api')?.pm2_env['exec_mode'], 'cluster_mode');
 
     // Again while running: a reload, not a port conflict.
@@ -61,7 +67,7 @@ test.serial('start-server-production builds, migrates, starts 2 workers and the 
 
     const stopped = await runScript('stop-server', sandbox.env);
     t.is(stopped.code, 0, stopped.stderr);
-    t.regex(stopped.stdout, /Stopping api[\s\S]*Stopping supervisor[\s\S]*Stopped/);
+    t.regex(stopped.stdout, /Stopping api[\s\S]*Stopping supervisor[\s\S]*Stopping backup[\s\S]*Stopped/);
     await t.throwsAsync(sandbox.request('/health', { timeoutMs: 1000 }));
   } finally {
     await sandbox.destroy();
@@ -129,7 +135,7 @@ test.serial('start-server (development) runs in the foreground, streams logs, an
 
     child.kill('SIGINT');
     t.is(await exited, 0);
-    t.regex(output, /Ctrl\+C: stopping and removing api, supervisor[\s\S]*Stopped/);
+    t.regex(output, /Ctrl\+C: stopping and removing api, supervisor, backup[\s\S]*Stopped/);
     await t.throwsAsync(sandbox.request('/health', { timeoutMs: 1000 }));
     // Nothing restarts: the daemon is gone, and a fresh one knows no apps.
     await new Promise((resolve) => setTimeout(resolve, 4000));

@@ -9,6 +9,7 @@ import {
   errorCode,
   type FailurePhase,
   isSafeToRetry,
+  isSchemaMissing,
   isTransient,
 } from './errors';
 import { DatabaseMonitor } from './monitor';
@@ -193,6 +194,10 @@ export class Database implements Queryable {
         this.log.error(`Database ${describe(label)} failed with ${code}: ${messageOf(original)}`);
         // Let the monitor confirm quickly, so the next callers fail fast instead of waiting.
         void this.monitor.check();
+        throw new DatabaseUnavailableError(`Database ${code}`, { cause: original });
+      }
+      if (isSchemaMissing(original)) {
+        this.log.error(`Database ${describe(label)} failed with ${code}: ${messageOf(original)} (a restore under way?)`);
         throw new DatabaseUnavailableError(`Database ${code}`, { cause: original });
       }
       throw original;

@@ -47,11 +47,21 @@ const TRANSIENT_CODES = new Set([
 /** The server has undone the statement (or the whole transaction) itself: repeating is safe. */
 const ROLLED_BACK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 
+/**
+ * The service's tables (or its database) are not there: a restore is replacing them, or someone
+ * dropped them. Not a bug in the request, and not for ever: answered 503 like an outage.
+ */
+const SCHEMA_MISSING_CODES = new Set(['ER_NO_SUCH_TABLE', 'ER_BAD_DB_ERROR']);
+
 export function errorCode(error: unknown): string {
   if (error !== null && typeof error === 'object' && 'code' in error && typeof error.code === 'string') {
     return error.code;
   }
   return error instanceof Error ? error.name : 'UNKNOWN';
+}
+
+export function isSchemaMissing(error: unknown): boolean {
+  return SCHEMA_MISSING_CODES.has(errorCode(error));
 }
 
 export function isTransient(error: unknown): boolean {

@@ -2,10 +2,11 @@
 // run this at once (every worker does at start-up): a named database lock lets one apply the
 // pending migrations while the others wait, then find nothing left to do.
 import mysql from 'mysql2/promise';
-import { Umzug, type UmzugStorage } from 'umzug';
+import { MigrationError as UmzugMigrationError, Umzug, type UmzugStorage } from 'umzug';
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
-import { migrations } from './migrations';
+import { migrationLockName } from './locks';
+import { type Migration, migrations as releasedMigrations } from './migrations';
 
 const LOCK_WAIT_SECONDS = 60;
 
@@ -19,6 +20,24 @@ export class MigrationError extends Error {
 export interface MigrationStatus {
   readonly applied: readonly string[];
   readonly pending: readonly string[];
+}
+
+export interface MigrateOptions {
+  /** The schema's history; the released one unless a test or a drill says otherwise. */
+  readonly migrations?: readonly Migration[];
+  /**
+   * Runs under the lock, only when something is pending, before the first migration is applied
+   * (the backup before migrating). If it throws, nothing is applied.
+   */
+  readonly beforeApply?: (pending: readonly string[], applied: readonly string[]) => Promise<void>;
+}
+
+/** One connection holding the migration lock, and what may be done with it. */
+export interface MigrationSession {
+  readonly connection: mysql.Connection;
+  /** Applies the pending migrations on this connection; the names applied. Throws MigrationError. */
+  applyPending(options?: MigrateOptions): Promise<string[]>;
+  status(options?: MigrateOptions): Promise<MigrationStatus>;
 }
 
 class MysqlStorage implements UmzugStorage<mysql.Connection> {
@@ -72,12 +91,17 @@ async function connect(config: DatabaseConfig): Promise<mysql.Connection> {
   }
 }
 
-async function withMigrationLock<T>(
+/**
+ * Runs `work` on a connection holding the database's migration lock, so no process migrates
+ * meanwhile (a restore loads its dump under it too). The database is created if missing.
+ */
+export async function withMigrationLock<T>(
   config: DatabaseConfig,
-  work: (connection: mysql.Connection, storage: MysqlStorage) => Promise<T>,
+  log: Logger,
+  work: (session: MigrationSession) => Promise<T>,
 ): Promise<T> {
   const connection = await connect(config);
-  const lockName = `resilient_api.migrations.${config.database}`;
+  const lockName = migrationLockName(config.database);
   try {
     const [rows] = await connection.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS acquired', [
       lockName,
@@ -89,7 +113,15 @@ async function withMigrationLock<T>(
     const storage = new MysqlStorage(connection);
     await storage.ensureTable();
     try {
-      return await work(connection, storage);
+      return await work({
+        connection,
+        applyPending: (options = {}) => applyPending(umzugFor(connection, storage, log, options), options),
+        status: async (options = {}) => {
+          const umzug = umzugFor(connection, storage, log, options);
+          const [applied, pending] = await Promise.all([umzug.executed(), umzug.pending()]);
+          return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
+        },
+      });
     } finally {
       await connection.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => undefined);
     }
@@ -98,9 +130,42 @@ async function withMigrationLock<T>(
   }
 }
 
-function umzugFor(connection: mysql.Connection, storage: MysqlStorage, log: Logger): Umzug<mysql.Connection> {
+async function applyPending(umzug: Umzug<mysql.Connection>, options: MigrateOptions): Promise<string[]> {
+  const pending = (await umzug.pending()).map((migration) => migration.name);
+  if (pending.length === 0) return [];
+  if (options.beforeApply) {
+    try {
+      await options.beforeApply(pending, (await umzug.executed()).map((migration) => migration.name));
+    } catch (error) {
+      throw new MigrationError(
+        `Not migrating: the step before applying ${pending.join(', ')} failed (${messageOf(error)}); the schema is unchanged`,
+        { cause: error },
+      );
+    }
+  }
+  try {
+    return (await umzug.up()).map((migration) => migration.name);
+  } catch (error) {
+    if (!(error instanceof UmzugMigrationError)) throw error;
+    // DDL commits statement by statement in MySQL, so the migrations before this one stay
+    // applied and recorded; this one is not recorded and runs again next time.
+    const original: unknown = error.cause;
+    throw new MigrationError(
+      `Migration ${error.migration.name} failed: ${messageOf(original)}. ` +
+        'The migrations before it stay applied; it and the ones after it are still pending',
+      { cause: original },
+    );
+  }
+}
+
+function umzugFor(
+  connection: mysql.Connection,
+  storage: MysqlStorage,
+  log: Logger,
+  options: MigrateOptions,
+): Umzug<mysql.Connection> {
   return new Umzug<mysql.Connection>({
-    migrations: migrations.map((migration) => ({
+    migrations: (options.migrations ?? releasedMigrations).map((migration) => ({
       name: migration.name,
       up: ({ context }) => migration.up(context),
       down: ({ context }) => migration.down(context),
@@ -119,25 +184,23 @@ function umzugFor(connection: mysql.Connection, storage: MysqlStorage, log: Logg
 }
 
 /** Applies every pending migration; returns the names applied by this call. */
-export async function migrate(config: DatabaseConfig, log: Logger): Promise<string[]> {
+export async function migrate(config: DatabaseConfig, log: Logger, options: MigrateOptions = {}): Promise<string[]> {
   try {
-    return await withMigrationLock(config, async (connection, storage) => {
-      const applied = await umzugFor(connection, storage, log).up();
-      return applied.map((migration) => migration.name);
-    });
+    return await withMigrationLock(config, log, (session) => session.applyPending(options));
   } catch (error) {
     if (error instanceof MigrationError) throw error;
-    // umzug wraps the failing migration's error; keep the name and the cause.
-    throw new MigrationError(`Migration failed: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new MigrationError(`Migration failed: ${messageOf(error)}`, { cause: error });
   }
 }
 
-export async function migrationStatus(config: DatabaseConfig, log: Logger): Promise<MigrationStatus> {
-  return withMigrationLock(config, async (connection, storage) => {
-    const umzug = umzugFor(connection, storage, log);
-    const [applied, pending] = await Promise.all([umzug.executed(), umzug.pending()]);
-    return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
-  });
+export async function migrationStatus(
+  config: DatabaseConfig,
+  log: Logger,
+  options: MigrateOptions = {},
+): Promise<MigrationStatus> {
+  return withMigrationLock(config, log, (session) => session.status(options));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,11 +1,13 @@
 // Watches the database on a connection of its own, whether or not requests come, and acts as
 // the circuit breaker: while the database is known to be down, callers fail at once instead of
 // waiting out their timeouts. A dead server is seen at the next ping (interval), a frozen one
-// when a ping outlives its timeout; both well inside 2 s with the defaults.
+// when a ping outlives its timeout; both well inside 2 s with the defaults. A restore under way
+// (it holds the restore lock) counts as down too: the tables are being replaced.
 import { EventEmitter } from 'node:events';
 import mysql from 'mysql2';
 import type { DatabaseConfig } from '../config';
 import { errorCode } from './errors';
+import { restoreLockName } from './locks';
 
 export type DatabaseState = 'unknown' | 'up' | 'down';
 
@@ -101,17 +103,21 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
   }
 
   private async ping(): Promise<void> {
+    let restoring: boolean;
     try {
-      await this.pingOnce(this.connectionForPing());
+      restoring = await this.pingOnce(this.connectionForPing());
     } catch (error) {
       this.dropConnection();
       // A connection the server closed while idle says nothing about the server:
       // try once more on a fresh one before declaring it down. A timeout already cost its time.
       if (errorCode(error) === 'PING_TIMEOUT') throw error;
-      await this.pingOnce(this.connectionForPing()).catch((retryError: unknown) => {
+      restoring = await this.pingOnce(this.connectionForPing()).catch((retryError: unknown) => {
         this.dropConnection();
         throw retryError;
       });
+    }
+    if (restoring) {
+      throw Object.assign(new Error(`a restore of ${this.config.database} is under way`), { code: 'DB_RESTORING' });
     }
   }
 
@@ -136,7 +142,8 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
     if (this.connection === which) this.connection = undefined;
   }
 
-  private pingOnce(connection: mysql.Connection): Promise<void> {
+  /** Resolves whether a restore holds the restore lock; the same one round trip as SELECT 1. */
+  private pingOnce(connection: mysql.Connection): Promise<boolean> {
     return new Promise((resolve, reject) => {
       let settled = false;
       const armedAt = Date.now();
@@ -153,12 +160,13 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
       };
       let graced = false;
       let timer = setTimeout(onTimeout, PING_TIMEOUT_MS);
-      connection.query('SELECT 1', (error) => {
+      const sql = 'SELECT IS_USED_LOCK(?) AS holder';
+      connection.query<mysql.RowDataPacket[]>(sql, [restoreLockName(this.config.database)], (error, rows) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         if (error) reject(error);
-        else resolve();
+        else resolve(rows[0]?.['holder'] !== null && rows[0]?.['holder'] !== undefined);
       });
     });
   }

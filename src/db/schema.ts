@@ -4,7 +4,7 @@
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
 import { isTransient } from './errors';
-import { migrate, MigrationError } from './migrate';
+import { migrate, type MigrateOptions, MigrationError } from './migrate';
 
 export class SchemaKeeper {
   private current = false;
@@ -15,6 +15,7 @@ export class SchemaKeeper {
     private readonly log: Logger,
     /** Runs once the schema is current (the development seed, for one). */
     private readonly onCurrent: () => Promise<void> = async () => undefined,
+    private readonly options: MigrateOptions = {},
   ) {}
 
   get isCurrent(): boolean {
@@ -36,7 +37,7 @@ export class SchemaKeeper {
 
   private async run(): Promise<boolean> {
     try {
-      const applied = await migrate(this.config, this.log);
+      const applied = await migrate(this.config, this.log, this.options);
       this.log.info(applied.length > 0 ? `Applied ${applied.length} migration(s)` : 'Database schema is up to date');
       this.current = true;
       await this.onCurrent();

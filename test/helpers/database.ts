@@ -1,6 +1,7 @@
 // A database of its own for each test file, on the shared MariaDB, dropped afterwards.
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
+import type { DatabaseConfig } from '../../src/config';
 
 export const SHARED_DB = {
   host: process.env['TEST_MYSQL_HOST'] ?? '127.0.0.1',
@@ -8,6 +9,19 @@ export const SHARED_DB = {
   user: process.env['TEST_MYSQL_USER'] ?? 'root',
   password: process.env['TEST_MYSQL_PASSWORD'] ?? '',
 };
+
+/** The service's view of a database on the shared server, for calling src/db code directly. */
+export function databaseConfig(database: string): DatabaseConfig {
+  return {
+    ...SHARED_DB,
+    database,
+    connectTimeoutMs: 2000,
+    queryTimeoutMs: 5000,
+    retries: 3,
+    poolSize: 2,
+    healthIntervalMs: 500,
+  };
+}
 
 export interface TestDatabase {
   readonly name: string;

@@ -1,0 +1,36 @@
+// Keeps the newest BACKUP_KEEP backups of one database and removes the rest. Only names this
+// service made for this database are touched; anything else in the folder is left alone.
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { type BackupName, compareBackupNames, isPartialName, parseBackupName } from './dumpFile';
+
+/** A partial file this old belongs to a run that was killed, not to one still writing. */
+const STALE_PARTIAL_MS = 24 * 3600 * 1000;
+
+export interface BackupEntry extends BackupName {
+  readonly file: string;
+}
+
+/** This database's published backups in `dir`, oldest first. */
+export async function listBackups(dir: string, database: string): Promise<BackupEntry[]> {
+  const entries: BackupEntry[] = [];
+  for (const fileName of await readdir(dir)) {
+    const name = parseBackupName(database, fileName);
+    if (name) entries.push({ ...name, file: path.join(dir, fileName) });
+  }
+  return entries.sort(compareBackupNames);
+}
+
+/** Removes the oldest backups beyond `keep`, and partial files left by killed runs; returns what went. */
+export async function pruneBackups(dir: string, database: string, keep: number): Promise<string[]> {
+  const backups = await listBackups(dir, database);
+  const removed = backups.slice(0, Math.max(0, backups.length - keep)).map((entry) => entry.file);
+  for (const fileName of await readdir(dir)) {
+    if (!isPartialName(database, fileName)) continue;
+    const file = path.join(dir, fileName);
+    const info = await stat(file).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > STALE_PARTIAL_MS) removed.push(file);
+  }
+  for (const file of removed) await rm(file, { force: true });
+  return removed;
+}

@@ -1,0 +1,27 @@
+// How this deployment migrates: which migrations (the released ones, plus the failing one when a
+// drill asks for it) and what happens before any is applied (a backup, in production). Used by
+// `npm run migrate` and by every worker at start-up alike; under the migration lock, so only the
+// process that finds something pending takes the backup.
+import { createBackup } from '../backup/backup';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { MigrateOptions } from './migrate';
+import { migrations } from './migrations';
+import { failingMigration } from './migrations/faults';
+
+export function migrationOptions(config: Config, log: Logger): MigrateOptions {
+  return {
+    migrations: config.faultFailingMigration ? [...migrations, failingMigration] : migrations,
+    beforeApply: config.backup.beforeMigrate
+      ? async (pending, applied) => {
+          if (applied.length === 0) {
+            log.info(`No backup before the first migrations of ${config.db.database}: it holds no data yet`);
+            return;
+          }
+          log.info(`Backing up ${config.db.database} before applying ${pending.join(', ')}`);
+          const backup = await createBackup({ ...config.backup, db: config.db });
+          log.info(`Backup before migrating written: ${backup.file} (${backup.bytes} bytes)`);
+        }
+      : undefined,
+  };
+}

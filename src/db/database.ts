@@ -181,7 +181,7 @@ export class Database implements Queryable {
             this.log.warn(`Database ${describe(label)} failed with ${code} (attempt ${failed} of ${attempts}); retrying`);
           },
         },
-        () => {
+        async () => {
           if (!this.available) throw new PhaseError('connect', new DatabaseUnavailableError());
           return attempt();
         },

@@ -33,15 +33,19 @@ export function withRetry<T>(
   });
   return new Promise<T>((resolve, reject) => {
     operation.attempt((attempt) => {
-      run(attempt).then(resolve, (error: unknown) => {
-        // operation.retry() both schedules the next attempt and says whether one is left.
-        if (hooks.shouldRetry(error) && operation.retry(error as Error)) {
-          hooks.onRetry?.(error, attempt, policy.attempts);
-          return;
-        }
-        operation.stop();
-        reject(error);
-      });
+      // Later attempts run from the retry package's timer: a synchronous throw there would be an
+      // uncaught exception, so every attempt is turned into a promise first.
+      Promise.resolve()
+        .then(() => run(attempt))
+        .then(resolve, (error: unknown) => {
+          // operation.retry() both schedules the next attempt and says whether one is left.
+          if (hooks.shouldRetry(error) && operation.retry(error as Error)) {
+            hooks.onRetry?.(error, attempt, policy.attempts);
+            return;
+          }
+          operation.stop();
+          reject(error);
+        });
     });
   });
 }

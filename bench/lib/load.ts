@@ -1,0 +1,120 @@
+// Load generation: autocannon for throughput and latency; a timeline client for fault drills,
+// which needs the time and outcome of every single request.
+import http from 'node:http';
+import autocannon from 'autocannon';
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly method?: 'GET' | 'POST';
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+  /** Builds each request's body (unique registrations, mixed logins). */
+  readonly bodyFor?: (sequence: number) => string;
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly byStatus: Record<string, number>;
+}
+
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  let sequence = 0;
+  const bodyFor = options.bodyFor;
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: options.url,
+        connections: options.connections,
+        duration: options.durationSeconds,
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        body: options.body,
+        timeout: 10,
+        requests: bodyFor
+          ? [{ method: options.method ?? 'POST', setupRequest: (request) => ({ ...request, body: bodyFor(sequence++) }) }]
+          : undefined,
+      },
+      (error, result) => {
+        if (error) {
+          reject(error);
+          return;
+        }
+        const byStatus: Record<string, number> = {};
+        for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) byStatus[code] = stat?.count ?? 0;
+        resolve({
+          requests: result.requests.total,
+          requestsPerSecond: result.requests.average,
+          p50Ms: result.latency.p50,
+          p99Ms: result.latency.p99,
+          errors: result.errors,
+          timeouts: result.timeouts,
+          byStatus,
+        });
+      },
+    );
+  });
+}
+
+export interface Sample {
+  /** When the response (or failure) came, ms since the epoch. */
+  readonly at: number;
+  readonly status: number; // 0 for a network error or timeout
+  readonly ms: number;
+  readonly error?: string;
+}
+
+export interface Timeline {
+  stop(): Promise<Sample[]>;
+}
+
+/**
+ * `clients` keep-alive loops sending GET `path` back to back, recording every outcome. A request
+ * that takes longer than `timeoutMs` counts as hung.
+ */
+export function startTimeline(baseUrl: string, path: string, clients: number, timeoutMs = 10_000): Timeline {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  const samples: Sample[] = [];
+  let running = true;
+  const once = (): Promise<void> =>
+    new Promise((resolve) => {
+      const started = Date.now();
+      const req = http.get(`${baseUrl}${path}`, { agent, timeout: timeoutMs }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          samples.push({ at: Date.now(), status: res.statusCode ?? 0, ms: Date.now() - started });
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('hung')));
+      req.on('error', (error) => {
+        samples.push({ at: Date.now(), status: 0, ms: Date.now() - started, error: error.message });
+        // A refused connection comes back at once: do not spin.
+        setTimeout(resolve, 5);
+      });
+    });
+  const loops = Array.from({ length: clients }, async () => {
+    while (running) await once();
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return samples;
+    },
+  };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}

@@ -1,0 +1,60 @@
+// A flood of logins, half with the right password: logins per second against what the cores can
+// hash, and /health's latency meanwhile (hashing must not starve the event loop).
+import { hashPassword } from '../../src/auth/passwords';
+import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
+import { runLoad, startTimeline } from '../lib/load';
+
+/** Seconds one password hash takes here, with the service's parameters, one at a time. */
+async function secondsPerHash(samples: number): Promise<number> {
+  await hashPassword('warm-up password');
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < samples; i++) await hashPassword(`password number ${i}`);
+  return Number(process.hrtime.bigint() - started) / 1e9 / samples;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+export async function loginFlood(ctx: BenchContext): Promise<ScenarioResult> {
+  const db = await ctx.database('ra_bench_login');
+  const service = await ctx.startService(db.env);
+  const created = await service.request('/api/register', { body: { username: 'flood', password: 'flood-password' } });
+  if (created.status !== 201) throw new Error(`setup failed: ${created.text}`);
+  const hashSeconds = await secondsPerHash(ctx.quick ? 5 : 20);
+  const capacity = ctx.cores / hashSeconds;
+
+  const probe = startTimeline(service.url, '/health', 1);
+  const seconds = ctx.seconds(15);
+  const flood = await runLoad({
+    url: `${service.url}/api/login`,
+    connections: 64,
+    durationSeconds: seconds,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    bodyFor: (n) => JSON.stringify({ username: 'flood', password: n % 2 ? 'flood-password' : 'wrong-password' }),
+  });
+  const healthSamples = await probe.stop();
+  const answered = (flood.byStatus['200'] ?? 0) + (flood.byStatus['401'] ?? 0);
+  const loginsPerSecond = answered / seconds;
+  const healthP99 = percentile(healthSamples.map((s) => s.ms), 99);
+  const healthFailures = healthSamples.filter((s) => s.status !== 200).length;
+  return {
+    scenario: 'login flood (valid and invalid), 64 connections',
+    measured:
+      `${fixed(loginsPerSecond, 1)} logins/s = ${fixed(loginsPerSecond / capacity, 2)} × capacity ${fixed(capacity, 1)} ` +
+      `(${ctx.cores} cores / ${fixed(hashSeconds * 1000, 1)} ms per hash); /health p99 ${fixed(healthP99, 1)} ms`,
+    target: '≥ 0.8 × cores / hash time; /health p99 < 50 ms',
+    pass: loginsPerSecond >= 0.8 * capacity && healthP99 < 50 && healthFailures === 0,
+    figures: {
+      loginsPerSecond,
+      capacity,
+      hashMs: hashSeconds * 1000,
+      healthP99Ms: healthP99,
+      healthProbes: healthSamples.length,
+      healthFailures,
+      other: flood.requests - answered,
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// /api/status with a million users beside the same with ten: the count must not cost more.
+import { randomBytes } from 'node:crypto';
+import type { TestDatabase } from '../../test/helpers/database';
+import { migrate } from '../../src/db/migrate';
+import { getLogger } from '../../src/logger';
+import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
+import { median, runLoad } from '../lib/load';
+import { SHARED_DB } from '../../test/helpers/database';
+
+/** Rows shaped like real ones; hashes random rather than computed (rows are what is measured). */
+export async function fillUsers(db: TestDatabase, count: number, prefix = 'user'): Promise<void> {
+  await migrate({ ...SHARED_DB, database: db.name, connectTimeoutMs: 2000, queryTimeoutMs: 60_000, retries: 1, poolSize: 1, healthIntervalMs: 500 }, getLogger('bench'));
+  const batch = 5000;
+  for (let first = 0; first < count; first += batch) {
+    const rows = Array.from({ length: Math.min(batch, count - first) }, (_, i) => [
+      `${prefix}${first + i}`,
+      `${prefix}${first + i}@example.com`,
+      ['scrypt', 16384, 8, 1, randomBytes(16).toString('base64url'), randomBytes(32).toString('base64url')].join('$'),
+    ]);
+    await db.query('INSERT INTO users (username, email, password_hash) VALUES ?', [rows]);
+  }
+}
+
+export async function statusAtScale(ctx: BenchContext): Promise<ScenarioResult> {
+  const bigCount = ctx.quick ? 20_000 : 1_000_000;
+  const small = await ctx.database('ra_bench_small');
+  const big = await ctx.database('ra_bench_big');
+  await fillUsers(small, 10);
+  const filled = Date.now();
+  await fillUsers(big, bigCount);
+  ctx.log(`inserted ${bigCount} users in ${((Date.now() - filled) / 1000).toFixed(1)} s`);
+  const smallService = await ctx.startService(small.env);
+  const bigService = await ctx.startService(big.env);
+  const load = (url: string, seconds: number) => runLoad({ url: `${url}/api/status`, connections: 64, durationSeconds: seconds });
+  await load(smallService.url, 1);
+  await load(bigService.url, 1);
+  const rounds = ctx.quick ? 1 : 3;
+  const smallRuns = [];
+  const bigRuns = [];
+  for (let round = 0; round < rounds; round++) {
+    smallRuns.push(await load(smallService.url, ctx.seconds(10)));
+    bigRuns.push(await load(bigService.url, ctx.seconds(10)));
+  }
+  const check = await bigService.request('/api/status');
+  const smallRps = median(smallRuns.map((r) => r.requestsPerSecond));
+  const bigRps = median(bigRuns.map((r) => r.requestsPerSecond));
+  const bigP99 = median(bigRuns.map((r) => r.p99Ms));
+  const ratio = bigRps / smallRps;
+  return {
+    scenario: `/api/status, ${bigCount.toLocaleString('en')} users vs 10`,
+    measured: `${fixed(bigRps)} req/s vs ${fixed(smallRps)} req/s = ${fixed(ratio, 2)}; p99 ${fixed(bigP99, 1)} ms; total_users ${check.body?.stats?.total_users}`,
+    target: 'within 10% of 10 users',
+    pass: ratio >= 0.9 && check.body?.stats?.total_users === bigCount,
+    figures: { users: bigCount, bigRps, smallRps, ratio, bigP99Ms: bigP99, rounds },
+  };
+}

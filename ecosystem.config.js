@@ -44,6 +44,9 @@ const api = {
   name: 'api',
   cwd: root,
   ...entry('src/main.js', 'src/main.ts'),
+  // A small young generation: under load V8 otherwise grows it to 3 × 16 MB per worker, which
+  // alone would take a worker past its memory budget (bench: memory at steady load).
+  node_args: ['--max-semi-space-size=2'],
   exec_mode: 'cluster',
   instances: instances(process.env.API_INSTANCES, production ? 'max' : 1),
   // Online only once listening and migrated (main.ts sends 'ready'); a reload waits for it.

@@ -17,6 +17,7 @@ import {
   ensureJwtSecret,
   localUrl,
   OperatorError,
+  prepareDaemonEnvironment,
   runScript,
   step,
   waitForHealth,
@@ -53,6 +54,7 @@ export async function startProduction(): Promise<void> {
     throw new OperatorError(`${reason}. Nothing was started.`);
   }
 
+  prepareDaemonEnvironment();
   await pm2.connect();
   try {
     const running = (await pm2.list()).some((proc) => proc.name === 'api' && proc.pm2_env?.status === 'online');

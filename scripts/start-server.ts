@@ -11,6 +11,7 @@ import {
   ECOSYSTEM_FILE,
   localUrl,
   OperatorError,
+  prepareDaemonEnvironment,
   runScript,
   step,
   waitForHealth,
@@ -30,6 +31,7 @@ export async function startDevelopment(): Promise<void> {
     throw error;
   }
   const names = appNames();
+  prepareDaemonEnvironment();
   await pm2.connect();
   // Left over from a run that did not end cleanly: start afresh.
   for (const proc of await pm2.list()) {

@@ -1,6 +1,7 @@
 // The environment, read once into one typed, validated, frozen object.
 // Every problem is collected first so one message can name every bad variable.
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -40,6 +41,12 @@ export interface Config {
     readonly issuer: string;
   };
   readonly apiInstances: number | 'max';
+  /**
+   * Password hashes computed at once by this process. scrypt takes 16 MiB and a core for ~40 ms:
+   * more at once than this process's share of the cores only adds memory and starves the event
+   * loop, without adding throughput.
+   */
+  readonly passwordHashConcurrency: number;
   readonly alertWebhookUrl: string | undefined;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly rateLimitPerMinute: number;
@@ -227,6 +234,12 @@ function readInstances(read: EnvReader, mode: RunMode): number | 'max' {
   return read.integer('API_INSTANCES', 1, 1, 256);
 }
 
+/** This process's share of the machine's cores, at least one. */
+function coresPerWorker(instances: number | 'max'): number {
+  const cores = availableParallelism();
+  return instances === 'max' ? 1 : Math.max(1, Math.ceil(cores / instances));
+}
+
 function readTls(read: EnvReader): Config['tls'] {
   const certFile = read.raw('TLS_CERT_FILE');
   const keyFile = read.raw('TLS_KEY_FILE');
@@ -248,6 +261,7 @@ export function loadConfig(env: Env = process.env): Config {
   const read = new EnvReader(env);
   const mode = read.oneOf<RunMode>('NODE_ENV', 'development', ['development', 'production', 'test']);
 
+  const apiInstances = readInstances(read, mode);
   const config: Config = {
     mode,
     host: read.string('HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
@@ -265,7 +279,11 @@ export function loadConfig(env: Env = process.env): Config {
       ttlSeconds: read.integer('JWT_TTL_SECONDS', 3600, 60, 30 * 24 * 3600),
       issuer: 'resilient-api',
     },
-    apiInstances: readInstances(read, mode),
+    apiInstances,
+    passwordHashConcurrency:
+      read.raw('PASSWORD_HASH_CONCURRENCY') === undefined
+        ? coresPerWorker(apiInstances)
+        : read.integer('PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
     alertWebhookUrl: read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href,
     tls: readTls(read),
     rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000),

@@ -1,7 +1,7 @@
 // Entry of the `api` app: config → logger → lifecycle → database → schema → server → ready.
 import type http from 'node:http';
 import net from 'node:net';
-import { hashPassword } from './auth/passwords';
+import { hashPassword, setHashConcurrency } from './auth/passwords';
 import { TokenService } from './auth/tokens';
 import { type Config, ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
@@ -60,6 +60,7 @@ function drainHttp(httpServer: http.Server): Promise<void> {
 async function main(): Promise<void> {
   const config = readConfig();
   configureLogging(config.log);
+  setHashConcurrency(config.passwordHashConcurrency);
   registerSecret(config.jwt.secret);
   registerSecret(config.db.password);
   const log = getLogger('app');

@@ -63,6 +63,8 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
 }
 
 export interface Sample {
+  /** The request's sequence number (see RequestSpec). */
+  readonly sequence: number;
   /** When the response (or failure) came, ms since the epoch. */
   readonly at: number;
   readonly status: number; // 0 for a network error or timeout
@@ -70,34 +72,57 @@ export interface Sample {
   readonly error?: string;
 }
 
+export interface RequestSpec {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly body?: string;
+}
+
 export interface Timeline {
+  /** Stops sending, waits for the requests in flight, and returns every outcome. */
   stop(): Promise<Sample[]>;
 }
 
 /**
- * `clients` keep-alive loops sending GET `path` back to back, recording every outcome. A request
- * that takes longer than `timeoutMs` counts as hung.
+ * `clients` keep-alive loops sending requests back to back, recording every outcome. `request`
+ * is a path for GETs or a function of the request's sequence number. A request that takes
+ * longer than `timeoutMs` counts as hung.
  */
-export function startTimeline(baseUrl: string, path: string, clients: number, timeoutMs = 10_000): Timeline {
+export function startTimeline(
+  baseUrl: string,
+  request: string | ((sequence: number) => RequestSpec),
+  clients: number,
+  timeoutMs = 10_000,
+): Timeline {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const samples: Sample[] = [];
+  const specFor = typeof request === 'string' ? (): RequestSpec => ({ method: 'GET', path: request }) : request;
   let running = true;
+  let next = 0;
   const once = (): Promise<void> =>
     new Promise((resolve) => {
+      const sequence = next++;
+      const spec = specFor(sequence);
       const started = Date.now();
-      const req = http.get(`${baseUrl}${path}`, { agent, timeout: timeoutMs }, (res) => {
+      const headers: Record<string, string | number> = {};
+      if (spec.body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(spec.body);
+      }
+      const req = http.request(`${baseUrl}${spec.path}`, { method: spec.method, agent, headers, timeout: timeoutMs }, (res) => {
         res.resume();
         res.on('end', () => {
-          samples.push({ at: Date.now(), status: res.statusCode ?? 0, ms: Date.now() - started });
+          samples.push({ sequence, at: Date.now(), status: res.statusCode ?? 0, ms: Date.now() - started });
           resolve();
         });
       });
       req.on('timeout', () => req.destroy(new Error('hung')));
       req.on('error', (error) => {
-        samples.push({ at: Date.now(), status: 0, ms: Date.now() - started, error: error.message });
+        samples.push({ sequence, at: Date.now(), status: 0, ms: Date.now() - started, error: error.message });
         // A refused connection comes back at once: do not spin.
         setTimeout(resolve, 5);
       });
+      req.end(spec.body);
     });
   const loops = Array.from({ length: clients }, async () => {
     while (running) await once();

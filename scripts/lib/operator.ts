@@ -66,6 +66,17 @@ export function ensureJwtSecret(): void {
   process.env['JWT_SECRET'] = readFileSync(file, 'utf8').trim();
 }
 
+/**
+ * The environment a PM2 daemon started from here hands to every worker at exec time, the only
+ * moment glibc reads it: allocations of 128 KiB and more (each scrypt takes 16 MiB) are mapped
+ * and unmapped on their own instead of staying in malloc's arenas for good.
+ */
+export const DAEMON_ENVIRONMENT: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
+
+export function prepareDaemonEnvironment(): void {
+  for (const [name, value] of Object.entries(DAEMON_ENVIRONMENT)) process.env[name] ??= value;
+}
+
 /** Fails with a clear message when something else already listens on the port. */
 export function assertPortFree(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,8 @@
 // Password hashing with scrypt: a random salt per user, the cost stored beside the hash so it
-// can be raised later, the work done on libuv's thread pool (off the event loop), and a
-// constant-time comparison.
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+// can be raised later, the work done on dedicated threads (off the event loop; hashPool.ts), and
+// a constant-time comparison.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { ScryptPool } from './hashPool';
 
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
@@ -10,12 +11,16 @@ const PARALLELISM = 1;
 /** log2 of scrypt's N: 2^14 costs about 40 ms here, Node's default and a common choice. */
 export const DEFAULT_COST_LOG2 = 14;
 
+let pool: ScryptPool | undefined;
+
+/** How many hashes this process computes at once (config.passwordHashConcurrency). */
+export function setHashConcurrency(limit: number): void {
+  pool = new ScryptPool(limit);
+}
+
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
-  });
+  pool ??= new ScryptPool(1);
+  return pool.derive({ password: password.normalize('NFC'), salt, keyLength: KEY_LENGTH, n, r, p });
 }
 
 /** `scrypt$N$r$p$salt$hash`, salt and hash in base64url. */

@@ -2,7 +2,7 @@
 // run this at once (every worker does at start-up): a named database lock lets one apply the
 // pending migrations while the others wait, then find nothing left to do.
 import mysql from 'mysql2/promise';
-import { MigrationError as UmzugMigrationError, Umzug, type UmzugStorage } from 'umzug';
+import type { Umzug, UmzugStorage } from 'umzug';
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
 import { migrationLockName } from './locks';
@@ -115,7 +115,13 @@ export async function withMigrationLock<T>(
     try {
       return await work({
         connection,
-        applyPending: (options = {}) => applyPending(umzugFor(connection, storage, log, options), options),
+        applyPending: async (options = {}) => {
+          // The usual start-up: nothing pending, decided without loading umzug at all (it and
+          // its dependencies weigh about 16 MB in every worker).
+          const executed = new Set(await storage.executed());
+          if ((options.migrations ?? releasedMigrations).every((migration) => executed.has(migration.name))) return [];
+          return applyPending(umzugFor(connection, storage, log, options), options);
+        },
         status: async (options = {}) => {
           const umzug = umzugFor(connection, storage, log, options);
           const [applied, pending] = await Promise.all([umzug.executed(), umzug.pending()]);
@@ -146,7 +152,7 @@ async function applyPending(umzug: Umzug<mysql.Connection>, options: MigrateOpti
   try {
     return (await umzug.up()).map((migration) => migration.name);
   } catch (error) {
-    if (!(error instanceof UmzugMigrationError)) throw error;
+    if (!(error instanceof loadUmzug().MigrationError)) throw error;
     // DDL commits statement by statement in MySQL, so the migrations before this one stay
     // applied and recorded; this one is not recorded and runs again next time.
     const original: unknown = error.cause;
@@ -164,6 +170,7 @@ function umzugFor(
   log: Logger,
   options: MigrateOptions,
 ): Umzug<mysql.Connection> {
+  const { Umzug } = loadUmzug();
   return new Umzug<mysql.Connection>({
     migrations: (options.migrations ?? releasedMigrations).map((migration) => ({
       name: migration.name,
@@ -199,6 +206,12 @@ export async function migrationStatus(
   options: MigrateOptions = {},
 ): Promise<MigrationStatus> {
   return withMigrationLock(config, log, (session) => session.status(options));
+}
+
+/** umzug, loaded only when there is migration work to do. */
+function loadUmzug(): typeof import('umzug') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- deliberate lazy load, see applyPending
+  return require('umzug') as typeof import('umzug');
 }
 
 function messageOf(error: unknown): string {

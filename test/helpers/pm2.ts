@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { request, type Reply, type RequestOptions } from './http';
 import { freePort } from './ports';
+import { DAEMON_ENVIRONMENT } from '../../scripts/lib/operator';
 import { ROOT } from './service';
 import { waitFor } from './wait';
 
@@ -61,6 +62,8 @@ export async function createPm2Sandbox(env: Record<string, string> = {}): Promis
     JWT_SECRET: 'pm2-test-secret-that-is-long-enough-for-hs256',
     // A short probe interval so health alerts come quickly in tests.
     HEALTH_CHECK_INTERVAL_MS: '1000',
+    // What `npm start` gives the daemon it starts.
+    ...DAEMON_ENVIRONMENT,
     ...env,
   };
   const url = `http://127.0.0.1:${port}`;
@@ -113,6 +116,7 @@ export async function createPm2Sandbox(env: Record<string, string> = {}): Promis
     async destroy() {
       await sandbox.pm2('kill').catch(() => undefined);
       rmSync(home, { recursive: true, force: true });
+      rmSync(logDir, { recursive: true, force: true });
     },
   };
   return sandbox;

@@ -3,7 +3,6 @@
 // URL, return. Run again while it runs: a zero-downtime reload with the current environment.
 //
 //   npm start            npx tsx scripts/start-server-production.ts
-import { ConfigError, loadConfig } from '../src/config';
 import { isTransient } from '../src/db/errors';
 import { migrate, MigrationError } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
@@ -13,6 +12,7 @@ import {
   appNames,
   assertPortFree,
   build,
+  configFor,
   ECOSYSTEM_FILE,
   ensureJwtSecret,
   localUrl,
@@ -26,17 +26,9 @@ import {
 const HEALTH_WAIT_MS = 60_000;
 
 export async function startProduction(): Promise<void> {
-  // Read by config.ts and by ecosystem.config.js (loaded in this process by PM2's API).
-  process.env['NODE_ENV'] = 'production';
   build();
   ensureJwtSecret();
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) throw new OperatorError(error.message);
-    throw error;
-  }
+  const config = configFor('production');
   configureLogging({ ...config.log, console: false });
 
   const target = `${config.db.host}:${config.db.port}/${config.db.database}`;

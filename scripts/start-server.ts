@@ -3,14 +3,13 @@
 // line the apps print is streamed here; Ctrl+C stops and deletes the apps, and nothing restarts.
 //
 //   npm run dev          npx tsx scripts/start-server.ts
-import { ConfigError, loadConfig } from '../src/config';
 import * as pm2 from '../src/supervisor/pm2';
 import {
   appNames,
   assertPortFree,
+  configFor,
   ECOSYSTEM_FILE,
   localUrl,
-  OperatorError,
   prepareDaemonEnvironment,
   runScript,
   step,
@@ -21,15 +20,7 @@ import {
 const REPEAT_SIGNAL_GRACE_MS = 2000;
 
 export async function startDevelopment(): Promise<void> {
-  // Read by config.ts and by ecosystem.config.js (loaded in this process by PM2's API).
-  process.env['NODE_ENV'] = 'development';
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) throw new OperatorError(error.message);
-    throw error;
-  }
+  const config = configFor('development');
   const names = appNames();
   prepareDaemonEnvironment();
   await pm2.connect();

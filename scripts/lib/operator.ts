@@ -7,6 +7,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { type Config, ConfigError, loadConfig } from '../../src/config';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
@@ -17,6 +18,20 @@ export class OperatorError extends Error {}
 export interface EcosystemApp {
   readonly name: string;
   readonly [option: string]: unknown;
+}
+
+/**
+ * Fixes the mode for this process (config.ts and ecosystem.config.js, which PM2's API loads
+ * here, both read NODE_ENV) and reads the configuration; a bad one is an OperatorError.
+ */
+export function configFor(mode: 'development' | 'production'): Config {
+  process.env['NODE_ENV'] = mode;
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new OperatorError(error.message);
+    throw error;
+  }
 }
 
 /** The ecosystem as PM2 would load it for `--env <mode>`. */

@@ -63,7 +63,8 @@ export async function createPm2Sandbox(env: Record<string, string> = {}): Promis
     HEALTH_CHECK_INTERVAL_MS: '1000',
     ...env,
   };
-  const url = `http://127.0.0.1:${port}`;
+  // The service speaks HTTPS when given a certificate (TLS_CERT_FILE/TLS_KEY_FILE).
+  const url = `${fullEnv['TLS_CERT_FILE'] ? 'https' : 'http'}://127.0.0.1:${port}`;
   const read = (file: string): string => {
     try {
       return readFileSync(path.join(logDir, file), 'utf8');

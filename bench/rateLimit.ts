@@ -1,0 +1,129 @@
+// What the per-client rate limiter costs: /api/status throughput of the production ecosystem
+// (2 PM2 cluster workers by default) with RATE_LIMIT_PER_MINUTE=0 and with the limiter on at
+// 1,000,000 a minute, which the benchmark never reaches: every request takes the limiter's normal
+// path (count, headers, batched sync), as a client under its limit does. Both clusters run side
+// by side in one run, and measurements alternate between them round by round so drifting
+// background load hits both alike. Prints each round and the medians.
+//
+//   npm run bench:ratelimit
+//   BENCH_ROUNDS=5 BENCH_SECONDS=3 BENCH_CONNECTIONS=20 API_INSTANCES=2 npm run bench:ratelimit
+//
+// Uses the MySQL/MariaDB of MYSQL_* (default 127.0.0.1:3306 root), in a database of its own
+// that it drops at the end, and PM2 daemons of its own under /tmp, killed at the end.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import mysql from 'mysql2/promise';
+import { ROOT, build, runScript, step, waitForHealth } from '../scripts/lib/operator';
+
+const run = promisify(execFile);
+const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+
+const rounds = Number(process.env['BENCH_ROUNDS'] ?? 5);
+const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
+const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 20);
+const workers = process.env['API_INSTANCES'] ?? '2';
+const server = {
+  host: process.env['MYSQL_HOST'] ?? '127.0.0.1',
+  port: Number(process.env['MYSQL_PORT'] ?? 3306),
+  user: process.env['MYSQL_USER'] ?? 'root',
+  password: process.env['MYSQL_PASSWORD'] ?? '',
+};
+
+interface Cluster {
+  readonly name: string;
+  readonly url: string;
+  readonly home: string;
+  readonly logDir: string;
+  readonly env: Record<string, string>;
+}
+
+async function startCluster(name: string, port: number, database: string, rateLimit: string): Promise<Cluster> {
+  const home = mkdtempSync('/tmp/pm2b-');
+  const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-bench-logs-'));
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '',
+    HOME: process.env['HOME'] ?? '/root',
+    PM2_HOME: home,
+    LOG_DIR: logDir,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    API_INSTANCES: workers,
+    JWT_SECRET: 'bench-secret-that-is-long-enough-for-hs256-signing',
+    MYSQL_HOST: server.host,
+    MYSQL_PORT: String(server.port),
+    MYSQL_USER: server.user,
+    MYSQL_PASSWORD: server.password,
+    MYSQL_DATABASE: database,
+    RATE_LIMIT_PER_MINUTE: rateLimit,
+  };
+  // Only the api app: the supervisor's probes would be noise here.
+  await run(process.execPath, [PM2_BIN, 'start', path.join(ROOT, 'ecosystem.config.js'), '--env', 'production', '--only', 'api'], { cwd: ROOT, env });
+  const url = `http://127.0.0.1:${port}`;
+  const health = await waitForHealth(url, 30_000);
+  if (health.status !== 200) throw new Error(`${name}: /health answered ${health.status} ${health.body}`);
+  return { name, url, home, logDir, env };
+}
+
+async function stopCluster(cluster: Cluster): Promise<void> {
+  await run(process.execPath, [PM2_BIN, 'kill'], { cwd: ROOT, env: cluster.env }).catch(() => undefined);
+  rmSync(cluster.home, { recursive: true, force: true });
+  rmSync(cluster.logDir, { recursive: true, force: true });
+}
+
+async function measure(cluster: Cluster, durationSeconds: number): Promise<{ rps: number; non2xx: number }> {
+  const result = await autocannon({ url: `${cluster.url}/api/status`, connections, duration: durationSeconds });
+  return { rps: result.requests.average, non2xx: result.non2xx + result.errors + result.timeouts };
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+async function main(): Promise<void> {
+  build();
+  const database = `ra_bench_${process.pid}`;
+  const admin = await mysql.createConnection(server);
+  await admin.query(`CREATE DATABASE \`${database}\``);
+  const clusters: Cluster[] = [];
+  try {
+    step(`Starting two clusters of ${workers} worker(s): rate limit off, and on`);
+    // One after the other: both migrate the same database.
+    clusters.push(await startCluster('limiter off', 18_700 + (process.pid % 500), database, '0'));
+    clusters.push(await startCluster('limiter on', 19_300 + (process.pid % 500), database, '1000000'));
+    for (const cluster of clusters) await measure(cluster, 1); // warm-up
+
+    const results = new Map<string, number[]>(clusters.map((c) => [c.name, []]));
+    for (let round = 1; round <= rounds; round++) {
+      // Alternate which goes first, so neither always runs right after the other.
+      const order = round % 2 ? clusters : [...clusters].reverse();
+      const line: string[] = [];
+      for (const cluster of order) {
+        const { rps, non2xx } = await measure(cluster, seconds);
+        if (non2xx > 0) throw new Error(`${cluster.name}: ${non2xx} responses were not 2xx`);
+        results.get(cluster.name)?.push(rps);
+        line.push(`${cluster.name} ${Math.round(rps)} req/s`);
+      }
+      step(`round ${round}: ${line.join(', ')}`);
+    }
+    const off = median(results.get('limiter off') ?? []);
+    const on = median(results.get('limiter on') ?? []);
+    console.log(
+      `\n/api/status, ${workers} PM2 worker(s), ${connections} connections, ${rounds} rounds of ${seconds} s each\n` +
+        `median without the rate limiter: ${Math.round(off)} req/s\n` +
+        `median with the rate limiter:    ${Math.round(on)} req/s\n` +
+        `ratio ${(on / off).toFixed(3)} (cost ${((1 - on / off) * 100).toFixed(1)}%)`,
+    );
+  } finally {
+    for (const cluster of clusters) await stopCluster(cluster);
+    await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await admin.end();
+  }
+}
+
+runScript(main);

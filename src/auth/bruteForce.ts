@@ -5,8 +5,8 @@
 //   password is checked (one atomic upsert), so concurrent attempts on any number of workers
 //   cannot try more than LOGIN_MAX_FAILURES passwords; attempt LOGIN_MAX_FAILURES + 1 blocks the
 //   pair for LOGIN_BLOCK_SECONDS, the right password included; a success resets the pair;
-// - failures per client IP per day, over any usernames: past LOGIN_MAX_FAILURES_PER_IP the IP is
-//   blocked until its day is over.
+// - failures per client IP per day, over any usernames: after LOGIN_MAX_FAILURES_PER_IP of them
+//   the IP is refused until 24 h after its first failure.
 //
 // The library was chosen over hand-written counters because it already has the atomic
 // upsert-and-read, the block-once-on-crossing logic and the expiry clean-up, and is widely used.
@@ -24,7 +24,7 @@ export interface LoginGuardSettings {
   /** Consecutive failures per username and IP before the pair is blocked. */
   readonly maxFailures: number;
   readonly blockSeconds: number;
-  /** Failures per IP per day (any usernames) before the IP is blocked for the rest of its day. */
+  /** Failures per IP per day (any usernames) before the IP is refused until its day is over. */
   readonly maxFailuresPerIpPerDay: number;
   /** Bound on each call to the store. */
   readonly timeoutMs: number;
@@ -82,8 +82,8 @@ export class LoginGuard {
       ...common,
       keyPrefix: 'login_ip',
       points: settings.maxFailuresPerIpPerDay,
+      // The IP's day starts at its first failure; once it is used up, the IP waits for its end.
       duration: DAY_SECONDS,
-      blockDuration: DAY_SECONDS,
       clearExpiredByTimeout: false,
     });
   }
@@ -94,7 +94,8 @@ export class LoginGuard {
    */
   async admit(username: string, ip: string): Promise<LoginBlock | undefined> {
     const address = await this.call(this.addresses.get(ip));
-    if (address !== null && address.consumedPoints > this.settings.maxFailuresPerIpPerDay) {
+    // Like the pair's limit: that many failures are allowed, the next attempt is refused.
+    if (address !== null && address.consumedPoints >= this.settings.maxFailuresPerIpPerDay) {
       return { scope: 'address', retryAfterSeconds: seconds(address.msBeforeNext) };
     }
     const refused = await this.call(this.pairs.consume(this.pairKey(username, ip))).then(

@@ -39,6 +39,10 @@ export function parseTrustedProxies(entries: readonly string[]): { list: BlockLi
 
 export type ClientIpResolver = (req: IncomingMessage) => string;
 
+/** Remembered on the request itself (a WeakMap entry per request costs more on the hot path). */
+const CLIENT_IP = Symbol('clientIp');
+type RememberingRequest = IncomingMessage & { [CLIENT_IP]?: string };
+
 export function clientIpResolver(trustedProxies: readonly string[]): ClientIpResolver {
   const { list } = parseTrustedProxies(trustedProxies);
   const trusted = (address: string): boolean => {
@@ -46,10 +50,9 @@ export function clientIpResolver(trustedProxies: readonly string[]): ClientIpRes
     return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
   };
   const noProxies = trustedProxies.length === 0;
-  const cache = new WeakMap<IncomingMessage, string>();
 
   return (req) => {
-    const known = cache.get(req);
+    const known = (req as RememberingRequest)[CLIENT_IP];
     if (known !== undefined) return known;
     let client = normalizeAddress(req.socket.remoteAddress ?? 'unknown');
     const forwarded = req.headers['x-forwarded-for'];
@@ -62,7 +65,7 @@ export function clientIpResolver(trustedProxies: readonly string[]): ClientIpRes
         if (!trusted(hop)) break;
       }
     }
-    cache.set(req, client);
+    (req as RememberingRequest)[CLIENT_IP] = client;
     return client;
   };
 }

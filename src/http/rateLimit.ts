@@ -43,6 +43,8 @@ export class SharedRateLimiter {
   private known = new Map<string, number>();
   /** Admitted here since the last sync. */
   private pending = new Map<string, number>();
+  /** Admitted here and on its way to the store (not yet in `known`). */
+  private sending = new Map<string, number>();
   private refused = new Set<string>();
   private syncing = false;
   private syncAgain = false;
@@ -70,7 +72,7 @@ export class SharedRateLimiter {
     this.rollWindow();
     const resetAt = this.windowStart + WINDOW_MS;
     const pending = this.pending.get(client) ?? 0;
-    const used = (this.known.get(client) ?? 0) + pending;
+    const used = (this.known.get(client) ?? 0) + (this.sending.get(client) ?? 0) + pending;
     if (used >= this.limit) {
       const firstRefusal = !this.refused.has(client);
       if (firstRefusal) this.refused.add(client);
@@ -92,6 +94,7 @@ export class SharedRateLimiter {
     this.syncing = true;
     const windowStart = this.windowStart;
     const batch = this.pending;
+    this.sending = batch;
     this.pending = new Map();
     try {
       const totals = await this.store.add(windowStart, batch);
@@ -107,6 +110,7 @@ export class SharedRateLimiter {
         for (const [client, count] of batch) this.known.set(client, (this.known.get(client) ?? 0) + count);
       }
     } finally {
+      if (this.sending === batch) this.sending = new Map();
       this.syncing = false;
     }
     if (this.syncAgain) {
@@ -122,8 +126,10 @@ export class SharedRateLimiter {
     this.windowStart = windowStart;
     this.known = new Map();
     this.pending = new Map();
+    this.sending = new Map();
     this.refused = new Set();
-    // Each worker tidies up once a minute; the statement is a range delete on the key's prefix.
+    // Each worker tidies up once a minute (a range delete on the key's prefix), keeping the
+    // minute just ended for hosts whose clocks are a little behind.
     if (!first) this.store.purgeBefore(windowStart - WINDOW_MS).catch(() => undefined);
   }
 }
@@ -145,13 +151,21 @@ export function rateLimitHandler(
   clientIp: ClientIpResolver,
   log: Logger,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
+  // Header values that change once a minute at most are made once.
+  const limitHeader = String(limiter.limit);
+  let resetAt = 0;
+  let resetHeader = '';
   return (req, res) => {
     if (EXEMPT_PATHS.has(pathOf(req.url))) return true;
     const client = clientIp(req);
     const decision = limiter.take(client);
-    res.setHeader('X-RateLimit-Limit', String(decision.limit));
+    if (decision.resetAt !== resetAt) {
+      resetAt = decision.resetAt;
+      resetHeader = String(Math.ceil(resetAt / 1000));
+    }
+    res.setHeader('X-RateLimit-Limit', limitHeader);
     res.setHeader('X-RateLimit-Remaining', String(decision.remaining));
-    res.setHeader('X-RateLimit-Reset', String(Math.ceil(decision.resetAt / 1000)));
+    res.setHeader('X-RateLimit-Reset', resetHeader);
     if (decision.allowed) return true;
 
     const retryAfter = Math.max(1, Math.ceil((decision.resetAt - Date.now()) / 1000));

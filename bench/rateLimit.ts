@@ -11,7 +11,7 @@
 // Uses the MySQL/MariaDB of MYSQL_* (default 127.0.0.1:3306 root), in a database of its own
 // that it drops at the end, and PM2 daemons of its own under /tmp, killed at the end.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -39,6 +39,8 @@ interface Cluster {
   readonly home: string;
   readonly logDir: string;
   readonly env: Record<string, string>;
+  /** The api workers' pids, to read the CPU time they spend. */
+  readonly pids: number[];
 }
 
 async function startCluster(name: string, port: number, database: string, rateLimit: string): Promise<Cluster> {
@@ -65,7 +67,9 @@ async function startCluster(name: string, port: number, database: string, rateLi
   const url = `http://127.0.0.1:${port}`;
   const health = await waitForHealth(url, 30_000);
   if (health.status !== 200) throw new Error(`${name}: /health answered ${health.status} ${health.body}`);
-  return { name, url, home, logDir, env };
+  const { stdout } = await run(process.execPath, [PM2_BIN, 'jlist'], { cwd: ROOT, env });
+  const list = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ name: string; pid: number }>;
+  return { name, url, home, logDir, env, pids: list.filter((p) => p.name === 'api').map((p) => p.pid) };
 }
 
 async function stopCluster(cluster: Cluster): Promise<void> {
@@ -74,9 +78,33 @@ async function stopCluster(cluster: Cluster): Promise<void> {
   rmSync(cluster.logDir, { recursive: true, force: true });
 }
 
-async function measure(cluster: Cluster, durationSeconds: number): Promise<{ rps: number; non2xx: number }> {
+/** CPU time (user + system) the processes have used, in ms, from /proc (Linux). */
+function cpuMs(pids: number[]): number {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+  }
+  return (ticks * 1000) / ticksPerSecond;
+}
+
+interface Measurement {
+  readonly rps: number;
+  /** Workers' CPU time per request: unlike throughput, hardly moved by other load on the machine. */
+  readonly cpuMicrosPerRequest: number;
+  readonly non2xx: number;
+}
+
+async function measure(cluster: Cluster, durationSeconds: number): Promise<Measurement> {
+  const cpuBefore = cpuMs(cluster.pids);
   const result = await autocannon({ url: `${cluster.url}/api/status`, connections, duration: durationSeconds });
-  return { rps: result.requests.average, non2xx: result.non2xx + result.errors + result.timeouts };
+  const cpu = cpuMs(cluster.pids) - cpuBefore;
+  return {
+    rps: result.requests.average,
+    cpuMicrosPerRequest: (cpu * 1000) / Math.max(1, result.requests.total),
+    non2xx: result.non2xx + result.errors + result.timeouts,
+  };
 }
 
 const median = (values: number[]): number => {
@@ -102,15 +130,17 @@ async function main(): Promise<void> {
     // Each round's on/off ratio compares two measurements seconds apart, so its median is the
     // figure least moved by other load on the machine.
     const ratios: number[] = [];
+    const cpu = new Map<string, number[]>(clusters.map((c) => [c.name, []]));
     for (let round = 1; round <= rounds; round++) {
       // Alternate which goes first, so neither always runs right after the other.
       const order = round % 2 ? clusters : [...clusters].reverse();
       const line: string[] = [];
       for (const cluster of order) {
-        const { rps, non2xx } = await measure(cluster, seconds);
+        const { rps, cpuMicrosPerRequest, non2xx } = await measure(cluster, seconds);
         if (non2xx > 0) throw new Error(`${cluster.name}: ${non2xx} responses were not 2xx`);
         results.get(cluster.name)?.push(rps);
-        line.push(`${cluster.name} ${Math.round(rps)} req/s`);
+        cpu.get(cluster.name)?.push(cpuMicrosPerRequest);
+        line.push(`${cluster.name} ${Math.round(rps)} req/s ${cpuMicrosPerRequest.toFixed(0)} µs CPU/req`);
       }
       const latest = (name: string) => results.get(name)?.at(-1) ?? 0;
       ratios.push(latest('limiter on') / latest('limiter off'));
@@ -118,12 +148,16 @@ async function main(): Promise<void> {
     }
     const off = median(results.get('limiter off') ?? []);
     const on = median(results.get('limiter on') ?? []);
+    const cpuOff = median(cpu.get('limiter off') ?? []);
+    const cpuOn = median(cpu.get('limiter on') ?? []);
     console.log(
       `\n/api/status, ${workers} PM2 worker(s), ${connections} connections, ${rounds} rounds of ${seconds} s each\n` +
         `median without the rate limiter: ${Math.round(off)} req/s\n` +
         `median with the rate limiter:    ${Math.round(on)} req/s\n` +
         `ratio of the medians ${(on / off).toFixed(3)} (cost ${((1 - on / off) * 100).toFixed(1)}%)\n` +
-        `median of the rounds' ratios ${median(ratios).toFixed(3)} (cost ${((1 - median(ratios)) * 100).toFixed(1)}%)`,
+        `median of the rounds' ratios ${median(ratios).toFixed(3)} (cost ${((1 - median(ratios)) * 100).toFixed(1)}%)\n` +
+        `workers' CPU per request (median): ${cpuOff.toFixed(0)} µs without, ${cpuOn.toFixed(0)} µs with ` +
+        `(cost ${((cpuOn / cpuOff - 1) * 100).toFixed(1)}%)`,
     );
   } finally {
     for (const cluster of clusters) await stopCluster(cluster);

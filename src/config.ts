@@ -311,7 +311,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiInstances: readInstances(read, mode),
     alertWebhookUrl: read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href,
     tls: readTls(read),
-    rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000),
+    rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 100_000_000),
     loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 10_000),
     loginBlockSeconds: read.integer('LOGIN_BLOCK_SECONDS', 900, 1, 30 * 24 * 3600),
     loginMaxFailuresPerIpPerDay: read.integer('LOGIN_MAX_FAILURES_PER_IP', 100, 1, 1_000_000),

@@ -100,6 +100,8 @@ test('X-Forwarded-For is believed only from trusted proxies, and only as far as 
   t.is(resolve(fakeRequest('fd00::1', '2001:db8::1')), '2001:db8::1');
   t.is(resolve(fakeRequest('192.0.2.50', '203.0.113.5')), '192.0.2.50', 'an untrusted peer cannot claim another address');
   t.is(resolve(fakeRequest('127.0.0.1')), '127.0.0.1');
+  t.is(resolve(fakeRequest('127.0.0.1', '203.0.113.5:41234')), '203.0.113.5', 'a port is dropped');
+  t.is(resolve(fakeRequest('127.0.0.1', '[2001:db8::7]:443')), '2001:db8::7');
 });
 
 test('TRUSTED_PROXIES entries are checked', (t) => {

@@ -37,6 +37,14 @@ export function parseTrustedProxies(entries: readonly string[]): { list: BlockLi
   return { list, problems };
 }
 
+/** Some proxies write `1.2.3.4:5678` or `[2001:db8::1]:5678`; the port says nothing about the client. */
+function withoutPort(hop: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  if (bracketed?.[1] !== undefined) return bracketed[1];
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(hop);
+  return v4?.[1] ?? hop;
+}
+
 export type ClientIpResolver = (req: IncomingMessage) => string;
 
 /** Remembered on the request itself (a WeakMap entry per request costs more on the hot path). */
@@ -59,7 +67,7 @@ export function clientIpResolver(trustedProxies: readonly string[]): ClientIpRes
     if (!noProxies && forwarded !== undefined && trusted(client)) {
       const hops = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded).split(',');
       for (let i = hops.length - 1; i >= 0; i--) {
-        const hop = normalizeAddress((hops[i] ?? '').trim());
+        const hop = normalizeAddress(withoutPort((hops[i] ?? '').trim()));
         if (isIP(hop) === 0) break; // garbage: stop at the last address we could vouch for
         client = hop;
         if (!trusted(hop)) break;

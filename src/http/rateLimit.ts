@@ -179,7 +179,12 @@ export function rateLimitHandler(
           `client ${client} passed ${decision.limit} requests per minute; refusing until the minute ends (${retryAfter} s)`,
       );
     }
-    sendJsonBeforeRouting(res, 429, envelopeOf(error, requestId), { 'Retry-After': String(retryAfter) });
+    const headers: Record<string, string> = { 'Retry-After': String(retryAfter) };
+    // A refused request's body is never read: close rather than read and discard an upload.
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+      headers['Connection'] = 'close';
+    }
+    sendJsonBeforeRouting(res, 429, envelopeOf(error, requestId), headers);
     return false;
   };
 }

@@ -7,6 +7,7 @@
 //
 //   npm run bench:ratelimit
 //   BENCH_ROUNDS=5 BENCH_SECONDS=3 BENCH_CONNECTIONS=20 API_INSTANCES=2 npm run bench:ratelimit
+//   BENCH_ON_LIMIT=0 npm run bench:ratelimit     A/A run: both without the limiter (noise floor)
 //
 // Uses the MySQL/MariaDB of MYSQL_* (default 127.0.0.1:3306 root), in a database of its own
 // that it drops at the end, and PM2 daemons of its own under /tmp, killed at the end.
@@ -26,6 +27,8 @@ const rounds = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
 const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 20);
 const workers = process.env['API_INSTANCES'] ?? '2';
+/** BENCH_ON_LIMIT=0 makes an A/A run (both clusters without the limiter): the noise floor. */
+const onLimit = process.env['BENCH_ON_LIMIT'] ?? '100000000';
 const server = {
   host: process.env['MYSQL_HOST'] ?? '127.0.0.1',
   port: Number(process.env['MYSQL_PORT'] ?? 3306),
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
     step(`Starting two clusters of ${workers} worker(s): rate limit off, and on`);
     // One after the other: both migrate the same database.
     clusters.push(await startCluster('limiter off', 18_700 + (process.pid % 500), database, '0'));
-    clusters.push(await startCluster('limiter on', 19_300 + (process.pid % 500), database, '100000000'));
+    clusters.push(await startCluster('limiter on', 19_300 + (process.pid % 500), database, onLimit));
     for (const cluster of clusters) await measure(cluster, 1); // warm-up
 
     const results = new Map<string, number[]>(clusters.map((c) => [c.name, []]));

@@ -46,7 +46,14 @@ interface Cluster {
   readonly pids: number[];
 }
 
-async function startCluster(name: string, port: number, database: string, rateLimit: string): Promise<Cluster> {
+/** Starts a cluster and hands it to `started` at once, so it is stopped even if it never gets healthy. */
+async function startCluster(
+  name: string,
+  port: number,
+  database: string,
+  rateLimit: string,
+  started: (cluster: Cluster) => void,
+): Promise<void> {
   const home = mkdtempSync('/tmp/pm2b-');
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-bench-logs-'));
   const env: Record<string, string> = {
@@ -65,14 +72,16 @@ async function startCluster(name: string, port: number, database: string, rateLi
     MYSQL_DATABASE: database,
     RATE_LIMIT_PER_MINUTE: rateLimit,
   };
+  const url = `http://127.0.0.1:${port}`;
+  const cluster: Cluster = { name, url, home, logDir, env, pids: [] };
+  started(cluster);
   // Only the api app: the supervisor's probes would be noise here.
   await run(process.execPath, [PM2_BIN, 'start', path.join(ROOT, 'ecosystem.config.js'), '--env', 'production', '--only', 'api'], { cwd: ROOT, env });
-  const url = `http://127.0.0.1:${port}`;
   const health = await waitForHealth(url, 30_000);
   if (health.status !== 200) throw new Error(`${name}: /health answered ${health.status} ${health.body}`);
   const { stdout } = await run(process.execPath, [PM2_BIN, 'jlist'], { cwd: ROOT, env });
   const list = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ name: string; pid: number }>;
-  return { name, url, home, logDir, env, pids: list.filter((p) => p.name === 'api').map((p) => p.pid) };
+  cluster.pids.push(...list.filter((p) => p.name === 'api').map((p) => p.pid));
 }
 
 async function stopCluster(cluster: Cluster): Promise<void> {
@@ -125,8 +134,9 @@ async function main(): Promise<void> {
   try {
     step(`Starting two clusters of ${workers} worker(s): rate limit off, and on`);
     // One after the other: both migrate the same database.
-    clusters.push(await startCluster('limiter off', 18_700 + (process.pid % 500), database, '0'));
-    clusters.push(await startCluster('limiter on', 19_300 + (process.pid % 500), database, onLimit));
+    const keep = (cluster: Cluster): void => void clusters.push(cluster);
+    await startCluster('limiter off', 18_700 + (process.pid % 500), database, '0', keep);
+    await startCluster('limiter on', 19_300 + (process.pid % 500), database, onLimit, keep);
     for (const cluster of clusters) await measure(cluster, 1); // warm-up
 
     const results = new Map<string, number[]>(clusters.map((c) => [c.name, []]));

@@ -1,9 +1,10 @@
 // The environment, read once into one typed, validated, frozen object.
 // Every problem is collected first so one message can name every bad variable.
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseTrustedProxies } from './http/clientIp';
 
 export type RunMode = 'development' | 'production' | 'test';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'off';
@@ -48,9 +49,16 @@ export interface Config {
    */
   readonly passwordHashConcurrency: number;
   readonly alertWebhookUrl: string | undefined;
-  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Both files read and checked at start-up: PEM certificate (chain) and its private key. */
+  readonly tls: TlsConfig | undefined;
+  /** Requests per client IP per minute, all workers together; 0 = off. */
   readonly rateLimitPerMinute: number;
+  /** Consecutive failed logins per username and IP before that pair is blocked. */
   readonly loginMaxFailures: number;
+  /** How long a blocked username+IP pair stays blocked. */
+  readonly loginBlockSeconds: number;
+  /** Failed logins per IP per day (any usernames) before the IP is blocked for a day. */
+  readonly loginMaxFailuresPerIpPerDay: number;
   readonly trustedProxies: readonly string[];
   readonly backup: {
     readonly dir: string;
@@ -66,6 +74,12 @@ export interface Config {
     readonly maxBodyBytes: number;
     /** Bound on draining in-flight requests at shutdown. */
     readonly shutdownTimeoutMs: number;
+    /** A client must send its request headers within this (slowloris). */
+    readonly headersTimeoutMs: number;
+    /** ... and its whole request, body included, within this. */
+    readonly requestTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    readonly keepAliveTimeoutMs: number;
   };
   /** Test-only routes that crash, hang or exit on demand. Never on by default. */
   readonly faultInjection: boolean;
@@ -75,6 +89,13 @@ export interface Config {
   readonly faultFailingMigration: boolean;
   /** Create the `demo` user (development only). */
   readonly seedDemoUser: boolean;
+}
+
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly cert: string;
+  readonly key: string;
 }
 
 export class ConfigError extends Error {
@@ -248,13 +269,46 @@ function readTls(read: EnvReader): Config['tls'] {
     read.problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
     return undefined;
   }
-  return { certFile, keyFile };
+  const cert = readPem(read, 'TLS_CERT_FILE', certFile, (pem) => new X509Certificate(pem));
+  const key = readPem(read, 'TLS_KEY_FILE', keyFile, (pem) => createPrivateKey(pem));
+  if (cert === undefined || key === undefined) return undefined;
+  try {
+    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
+      read.problems.push(`TLS_KEY_FILE (${keyFile}) is not the private key of the certificate in TLS_CERT_FILE (${certFile})`);
+      return undefined;
+    }
+  } catch {
+    // Already reported by readPem.
+  }
+  return { certFile, keyFile, cert, key };
+}
+
+/** The file's text, checked by `parse`; a missing, unreadable or malformed file is named with its variable. */
+function readPem(read: EnvReader, name: string, file: string, parse: (pem: string) => unknown): string | undefined {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    read.problems.push(`${name} (${file}) cannot be read: ${code === 'ENOENT' ? 'no such file' : code}`);
+    return undefined;
+  }
+  try {
+    parse(pem);
+  } catch {
+    read.problems.push(`${name} (${file}) does not hold a valid PEM ${name === 'TLS_KEY_FILE' ? 'private key' : 'certificate'}`);
+    return undefined;
+  }
+  return pem;
 }
 
 function readTrustedProxies(read: EnvReader): string[] {
   const value = read.raw('TRUSTED_PROXIES');
   if (value === undefined) return [];
-  return value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const { problems } = parseTrustedProxies(entries);
+  if (problems.length > 0) read.problems.push(`TRUSTED_PROXIES: ${problems.join(', ')}`);
+  return entries;
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -286,8 +340,10 @@ export function loadConfig(env: Env = process.env): Config {
         : read.integer('PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
     alertWebhookUrl: read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href,
     tls: readTls(read),
-    rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000),
+    rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 100_000_000),
     loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 10_000),
+    loginBlockSeconds: read.integer('LOGIN_BLOCK_SECONDS', 900, 1, 30 * 24 * 3600),
+    loginMaxFailuresPerIpPerDay: read.integer('LOGIN_MAX_FAILURES_PER_IP', 100, 1, 1_000_000),
     trustedProxies: readTrustedProxies(read),
     backup: {
       dir: read.string('BACKUP_DIR', 'backups'),
@@ -299,6 +355,9 @@ export function loadConfig(env: Env = process.env): Config {
     http: {
       maxBodyBytes: read.integer('MAX_BODY_BYTES', 16 * 1024, 256, 10 * 1024 * 1024),
       shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),
+      headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 10_000, 500, 600_000),
+      requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 500, 3_600_000),
+      keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
     },
     faultInjection: read.flag('FAULT_INJECTION'),
     faultCrashAfterMs:
@@ -307,6 +366,9 @@ export function loadConfig(env: Env = process.env): Config {
     seedDemoUser: mode === 'development',
   };
 
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    read.problems.push('HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS');
+  }
   if (config.faultCrashAfterMs !== undefined && !config.faultInjection) {
     read.problems.push('FAULT_CRASH_AFTER_MS needs FAULT_INJECTION=1');
   }

@@ -156,6 +156,32 @@ test.serial('/api/me refuses missing, malformed, tampered, foreign, expired and 
   t.is((await service.request('/api/me', { headers: { authorization: `Bearer ${good}` } })).status, 200);
 });
 
+test.serial('/api/me refuses tokens with a foreign issuer, no expiry, another algorithm or a bad subject', async (t) => {
+  const created = await register({ username: 'erin2', password: 'erin-password' });
+  const key = new TextEncoder().encode(JWT_SECRET);
+  const base = (alg = 'HS256') =>
+    new SignJWT({ name: 'erin2' }).setProtectedHeader({ alg, typ: 'JWT' }).setSubject(String(created.body.id)).setIssuedAt();
+  const tokens: Record<string, string> = {
+    'foreign issuer': await base().setIssuer('someone-else').setExpirationTime('1h').sign(key),
+    'no issuer': await base().setExpirationTime('1h').sign(key),
+    'no expiry': await base().setIssuer('resilient-api').sign(key),
+    // The right key, but an algorithm the service does not accept: verification is pinned to HS256.
+    HS512: await base('HS512').setIssuer('resilient-api').setExpirationTime('1h').sign(key),
+    'subject not a user id': await new SignJWT({ name: 'erin2' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('../admin')
+      .setIssuer('resilient-api')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(key),
+  };
+  for (const [name, token] of Object.entries(tokens)) {
+    const reply = await service.request('/api/me', { headers: { authorization: `Bearer ${token}` } });
+    t.is(reply.status, 401, name);
+    t.is(reply.body.code, 'Unauthorized', name);
+  }
+});
+
 test.serial('the token of a deleted user is refused', async (t) => {
   const created = await register({ username: 'frank', password: 'frank-password' });
   const session = await login({ username: 'frank', password: 'frank-password' });

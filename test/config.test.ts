@@ -99,3 +99,30 @@ test('a bad configuration stops the process with a non-zero exit and one clear m
   t.regex(lines[0] ?? '', /Invalid configuration: PORT must be .*; DB_RETRIES must be/);
   t.regex(readFileSync(path.join(logDir, 'backend.log'), 'utf8'), / - config - FATAL - Invalid configuration: PORT/);
 });
+
+test('protection settings: defaults, and bad values named', (t) => {
+  const config = loadConfig({ NODE_ENV: 'test' });
+  t.is(config.loginBlockSeconds, 900);
+  t.is(config.loginMaxFailuresPerIpPerDay, 100);
+  t.like(config.http, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5000 });
+  t.is(config.tls, undefined);
+  t.deepEqual(loadConfig({ NODE_ENV: 'test', TRUSTED_PROXIES: ' 10.0.0.1, 10.1.0.0/16 ,::1' }).trustedProxies, ['10.0.0.1', '10.1.0.0/16', '::1']);
+
+  const error = t.throws(
+    () =>
+      loadConfig({
+        NODE_ENV: 'test',
+        RATE_LIMIT_PER_MINUTE: '-1',
+        LOGIN_MAX_FAILURES: '0',
+        LOGIN_BLOCK_SECONDS: 'soon',
+        TRUSTED_PROXIES: '10.0.0.1, proxy.internal',
+        HTTP_HEADERS_TIMEOUT_MS: '20000',
+        HTTP_REQUEST_TIMEOUT_MS: '10000',
+      }),
+    { instanceOf: ConfigError },
+  ) as ConfigError;
+  for (const name of ['RATE_LIMIT_PER_MINUTE', 'LOGIN_MAX_FAILURES', 'LOGIN_BLOCK_SECONDS', 'TRUSTED_PROXIES', 'HTTP_HEADERS_TIMEOUT_MS']) {
+    t.true(error.problems.some((p) => p.startsWith(name)), `${name} is named`);
+  }
+  t.regex(error.message, /TRUSTED_PROXIES: "proxy\.internal" is not an IP address or CIDR range/);
+});

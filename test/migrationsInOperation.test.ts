@@ -65,7 +65,9 @@ test('the step before applying runs once, only when something is pending, and it
         throw new Error('disk full');
       },
     }),
-    { message: /^Not migrating: the step before applying 001-create-users, 002-user-count failed \(disk full\); the schema is unchanged$/ },
+    {
+      message: `Not migrating: the step before applying ${released.join(', ')} failed (disk full); the schema is unchanged`,
+    },
   );
   t.deepEqual((await migrationStatus(config, log)).applied, []);
 
@@ -77,8 +79,8 @@ test('the step before applying runs once, only when something is pending, and it
   await migrate(config, log, { beforeApply });
   await migrate(config, log, { beforeApply });
   t.deepEqual(calls, [
-    [['001-create-users'], []],
-    [['002-user-count'], ['001-create-users']],
+    [released.slice(0, 1), []],
+    [released.slice(1), released.slice(0, 1)],
   ]);
 });
 
@@ -125,7 +127,13 @@ test('npm run migrate in production backs up before applying, and --status lists
 
   const drill = { ...env, FAULT_INJECTION: '1', FAULT_FAILING_MIGRATION: '1' };
   const status = await runScript('migrate', ['--status'], { env: drill });
-  t.regex(status.stdout, /applied {2}001-create-users\n {2}applied {2}002-user-count\n {2}pending {2}900-fault-injected-failure\n2 applied, 1 pending/);
+  t.true(
+    status.stdout.includes(
+      `${released.map((name) => `  applied  ${name}\n`).join('')}  pending  900-fault-injected-failure\n` +
+        `${released.length} applied, 1 pending`,
+    ),
+    status.stdout,
+  );
 
   const failed = await runScript('migrate', [], { env: drill });
   t.is(failed.code, 1);

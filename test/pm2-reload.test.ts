@@ -11,7 +11,8 @@ let sandbox: Pm2Sandbox;
 
 test.before(async () => {
   db = await createTestDatabase('ra_pm2_reload');
-  sandbox = await createPm2Sandbox({ ...db.env, FAULT_INJECTION: '1', API_INSTANCES: '2' });
+  // No rate limit: the load below goes past 600 requests a minute, and should reach the routes.
+  sandbox = await createPm2Sandbox({ ...db.env, FAULT_INJECTION: '1', API_INSTANCES: '2', RATE_LIMIT_PER_MINUTE: '0' });
   await sandbox.startEcosystem('production', 2);
   const created = await sandbox.request('/api/register', { body: { username: 'loader', password: 'loader-password' } });
   if (created.status !== 201) throw new Error(created.text);

@@ -38,6 +38,7 @@ export interface BenchContext {
 export const BENCH_ENV: Record<string, string> = {
   RATE_LIMIT_PER_MINUTE: '0',
   LOGIN_MAX_FAILURES: '10000',
+  LOGIN_MAX_FAILURES_PER_IP: '1000000',
   LOG_LEVEL: 'info',
 };
 

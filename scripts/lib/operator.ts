@@ -141,8 +141,9 @@ export async function waitForHealth(baseUrl: string, timeoutMs: number): Promise
 
 /**
  * Runs a script's main, printing an OperatorError as one line and anything else with its stack,
- * then exits: PM2's client can leave the event loop waiting after killDaemon and disconnect
- * (seen with `node --import tsx` and a redirected stdout), and a CLI must return.
+ * then exits: a CLI must return, and PM2's client may not let it. When the daemon it has just
+ * killed closes its socket before the client marks itself closing, pm2-axon arms a reconnect
+ * timer that re-arms itself for ever (about half the runs of `npm stop` here).
  */
 export function runScript(main: () => Promise<void>, options: { exitWhenDone?: boolean } = {}): void {
   main().then(

@@ -36,6 +36,20 @@ export interface DatabaseObserver {
   onFailure?(code: string): void;
 }
 
+type Callback = (error: Error | null, result?: unknown) => void;
+
+/** A pooled connection as lent to a library: statements with values, a rollback, a release. */
+export interface LentConnection {
+  query(sql: string, values: Params | Callback, callback?: Callback): void;
+  rollback(callback?: Callback): void;
+  release(): void;
+}
+
+/** The part of mysql2's Pool that libraries such as rate-limiter-flexible's MySQL store use. */
+export interface ConnectionLender {
+  getConnection(callback: (error: Error | null, connection?: LentConnection) => void): void;
+}
+
 /** A pending wait (for a connection or a query result) that the breaker can cut short. */
 interface Abortable {
   abort(error: Error): void;
@@ -151,6 +165,44 @@ export class Database implements Queryable {
         else connection.destroy();
       }
     });
+  }
+
+  /**
+   * A mysql2-pool look-alike for libraries that drive connections themselves (the brute-force
+   * limiter's store): the same bounded wait for a connection, the query timeout on every
+   * statement, an immediate refusal while the circuit is open, and a connection whose statement
+   * timed out or was cut short destroyed instead of reused. No retries: the library's own
+   * transactions are not ours to repeat.
+   */
+  lender(): ConnectionLender {
+    const lend = (connection: mysql.PoolConnection): LentConnection => {
+      const query = (sql: string, values: Params | Callback, callback?: Callback): void => {
+        const params = typeof values === 'function' ? [] : values;
+        const done = typeof values === 'function' ? values : (callback ?? (() => undefined));
+        this.run(connection, sql, params, false).then(
+          (result) => done(null, result),
+          (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+        );
+      };
+      return {
+        query,
+        rollback: (callback) => query('ROLLBACK', callback ?? (() => undefined)),
+        // A destroyed connection has left the pool already; release() is then a no-op.
+        release: () => connection.release(),
+      };
+    };
+    return {
+      getConnection: (callback) => {
+        if (!this.available) {
+          callback(new DatabaseUnavailableError());
+          return;
+        }
+        this.acquire().then(
+          (connection) => callback(null, lend(connection)),
+          (error: unknown) => callback(asOriginalError(error)),
+        );
+      },
+    };
   }
 
   /** Stops the monitor, fails whatever waits, and closes the pool within the given bound. */
@@ -286,9 +338,10 @@ export class Database implements Queryable {
       this.pending.add(cutter);
       const callback = (error: Error | null, result?: unknown): void => settle(error, result);
       // execute(): server-side prepared statements, so values never mix with SQL text.
-      // Transaction control statements cannot be prepared, and take no values.
+      // Transaction control statements cannot be prepared; a lent connection's statements use
+      // mysql2's client-side placeholders (values escaped, `??` for identifiers).
       if (prepared) connection.execute(sql, [...params], callback);
-      else connection.query(sql, callback);
+      else connection.query(sql, [...params], callback);
     });
   }
 
@@ -305,6 +358,11 @@ export class Database implements Queryable {
   private abortPending(error: Error): void {
     for (const waiter of [...this.pending]) waiter.abort(error);
   }
+}
+
+function asOriginalError(error: unknown): Error {
+  const original = error instanceof PhaseError ? error.original : error;
+  return original instanceof Error ? original : new Error(String(original));
 }
 
 function toWriteResult(result: unknown): WriteResult {

@@ -3,17 +3,22 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import restify from 'restify';
+import { LoginGuard } from '../auth/bruteForce';
 import type { TokenService } from '../auth/tokens';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { RequestCountRepository } from '../db/requestCounts';
 import type { UserRepository } from '../db/users';
 import type { Lifecycle } from '../lifecycle';
 import { getLogger } from '../logger';
+import { clientIpResolver } from './clientIp';
 import { sendError } from './errors';
+import { rateLimitHandler, SharedRateLimiter } from './rateLimit';
 import { assignRequestId } from './respond';
 import { registerAccountRoutes } from './routes/accounts';
 import { registerFaultRoutes } from './routes/faults';
 import { registerHealthRoutes } from './routes/health';
+import { configureSecurityHeaders, securityHeaders } from './securityHeaders';
 
 export interface ServerDeps {
   readonly config: Config;
@@ -31,15 +36,25 @@ export function createServer(deps: ServerDeps): restify.Server {
     // No Server header: nothing to tell a scanner.
     name: '',
     ignoreTrailingSlash: true,
+    // HTTPS when both files are configured (read and checked by config.ts).
+    ...(config.tls ? { certificate: config.tls.cert, key: config.tls.key } : {}),
   });
+  configureSecurityHeaders({ hsts: config.tls !== undefined });
+  limitSlowClients(server, config.http);
 
   guardSynchronousThrows(server);
+  const clientIp = clientIpResolver(config.trustedProxies);
 
   // `first` handlers are synchronous and skip restify's handler chain: the cheapest hook.
   server.first((req, res) => {
     assignRequestId(req, res);
     return true;
   });
+  if (config.rateLimitPerMinute > 0) {
+    const limiter = new SharedRateLimiter(config.rateLimitPerMinute, new RequestCountRepository(deps.db), getLogger('ratelimit'));
+    limiter.start();
+    server.first(rateLimitHandler(limiter, clientIp, httpLog));
+  }
 
   registerHealthRoutes(server, deps);
   registerAccountRoutes(server, {
@@ -47,6 +62,18 @@ export function createServer(deps: ServerDeps): restify.Server {
     tokens: deps.tokens,
     maxBodyBytes: config.http.maxBodyBytes,
     log: getLogger('auth'),
+    clientIp,
+    loginGuard: new LoginGuard(
+      deps.db.lender(),
+      config.db.database,
+      {
+        maxFailures: config.loginMaxFailures,
+        blockSeconds: config.loginBlockSeconds,
+        maxFailuresPerIpPerDay: config.loginMaxFailuresPerIpPerDay,
+        timeoutMs: config.db.queryTimeoutMs,
+      },
+      getLogger('auth'),
+    ),
   });
   if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults') });
 
@@ -58,6 +85,20 @@ export function createServer(deps: ServerDeps): restify.Server {
 
   answerUnparsableRequests(server, httpLog);
   return server;
+}
+
+/**
+ * A client must send its headers within headersTimeoutMs and its whole request within
+ * requestTimeoutMs (slowloris), and an idle keep-alive connection goes after keepAliveTimeoutMs.
+ * Node checks the first two every connectionsCheckingInterval (30 s by default, read when the
+ * server starts listening): checked every second instead, so the bounds hold within a second.
+ */
+function limitSlowClients(server: restify.Server, http: Config['http']): void {
+  const node = server.server;
+  node.headersTimeout = http.headersTimeoutMs;
+  node.requestTimeout = http.requestTimeoutMs;
+  node.keepAliveTimeout = http.keepAliveTimeoutMs;
+  (node as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
 }
 
 /**
@@ -76,9 +117,12 @@ function answerUnparsableRequests(server: restify.Server, log: ReturnType<typeof
     const requestId = randomUUID();
     const body = JSON.stringify({ code, message, requestId });
     log.warn(`Request ${requestId} could not be parsed (${error.code ?? error.message}); answered ${status} ${code}`);
+    const extra = securityHeaders()
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n${extra}Connection: close\r\n\r\n${body}`,
     );
   });
 }

@@ -12,11 +12,14 @@ const text = () => z.string({ error: (issue) => (issue.input === undefined ? 'is
 export const username = text()
   .regex(USERNAME_PATTERN, 'must be 3 to 32 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
 
+/** C0 and C1 control characters, DEL, and lone UTF-16 surrogates (what `\ud800` in JSON makes). */
+// eslint-disable-next-line no-control-regex
+const NO_CONTROL_CHARACTERS = /^(?:[^\u0000-\u001f\u007f-\u009f\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/;
+
 export const password = text()
   .min(8, 'must be at least 8 characters')
   .max(128, 'must be at most 128 characters')
-  // eslint-disable-next-line no-control-regex
-  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+  .regex(NO_CONTROL_CHARACTERS, 'must not contain control characters');
 
 export const email = z.email({ error: 'must be a valid e-mail address' }).max(254, 'must be at most 254 characters');
 
@@ -27,9 +30,15 @@ export const registerBody = z.strictObject({
 });
 
 export const loginBody = z.strictObject({
-  // Login checks only the shape: any string may be tried, and fails as a wrong password.
-  username: text().min(1, 'is required').max(64, 'must be at most 64 characters'),
-  password: text().min(1, 'is required').max(128, 'must be at most 128 characters'),
+  // Login checks only the shape: any printable string may be tried, and fails as a wrong password.
+  username: text()
+    .min(1, 'is required')
+    .max(64, 'must be at most 64 characters')
+    .regex(NO_CONTROL_CHARACTERS, 'must not contain control characters'),
+  password: text()
+    .min(1, 'is required')
+    .max(128, 'must be at most 128 characters')
+    .regex(NO_CONTROL_CHARACTERS, 'must not contain control characters'),
 });
 
 function describeIssue(issue: z.core.$ZodIssue): string {

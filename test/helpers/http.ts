@@ -1,5 +1,6 @@
-// HTTP to the service on loopback, with a bound on every request so a hang fails the test.
+// HTTP(S) to the service on loopback, with a bound on every request so a hang fails the test.
 import http from 'node:http';
+import https from 'node:https';
 
 export interface Reply {
   readonly status: number;
@@ -17,6 +18,8 @@ export interface RequestOptions {
   /** An object is sent as JSON; a string or Buffer as is. */
   body?: unknown;
   timeoutMs?: number;
+  /** HTTPS: trust this PEM certificate; without it, any certificate is accepted (our own, self-signed). */
+  ca?: string;
 }
 
 export function request(baseUrl: string, path: string, options: RequestOptions = {}): Promise<Reply> {
@@ -36,9 +39,11 @@ export function request(baseUrl: string, path: string, options: RequestOptions =
   }
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const secure = url.protocol === 'https:';
+    const tls = secure ? (options.ca === undefined ? { rejectUnauthorized: false } : { ca: options.ca }) : {};
+    const req = (secure ? https : http).request(
       url,
-      { method: options.method ?? (payload ? 'POST' : 'GET'), headers, agent: false, timeout: options.timeoutMs ?? 10_000 },
+      { method: options.method ?? (payload ? 'POST' : 'GET'), headers, agent: false, timeout: options.timeoutMs ?? 10_000, ...tls },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));

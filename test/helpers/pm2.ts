@@ -66,7 +66,8 @@ export async function createPm2Sandbox(env: Record<string, string> = {}): Promis
     ...DAEMON_ENVIRONMENT,
     ...env,
   };
-  const url = `http://127.0.0.1:${port}`;
+  // The service speaks HTTPS when given a certificate (TLS_CERT_FILE/TLS_KEY_FILE).
+  const url = `${fullEnv['TLS_CERT_FILE'] ? 'https' : 'http'}://127.0.0.1:${port}`;
   const read = (file: string): string => {
     try {
       return readFileSync(path.join(logDir, file), 'utf8');

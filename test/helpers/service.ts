@@ -58,7 +58,8 @@ export async function startService(options: StartOptions = {}): Promise<Service>
   let ended = false;
   void exited.then(() => (ended = true));
 
-  const url = `http://127.0.0.1:${port}`;
+  // HTTPS when the service is given a certificate.
+  const url = `${options.env?.['TLS_CERT_FILE'] ? 'https' : 'http'}://127.0.0.1:${port}`;
   const service: Service = {
     url,
     port,

@@ -20,3 +20,9 @@ export async function waitFor<T>(
   }
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
 }
+
+/** Rate limits count per aligned minute: do not start a burst in a minute's last seconds. */
+export async function awayFromMinuteEnd(marginMs = 5000): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < marginMs) await sleep(left + 100);
+}

@@ -58,4 +58,33 @@ const countUsers: Migration = {
   },
 };
 
-export const migrations: readonly Migration[] = [createUsers, countUsers];
+const rateLimits: Migration = {
+  name: '003-rate-limits',
+  async up(connection) {
+    // rate-limiter-flexible's MySQL store (brute-force counters of login): exactly these three
+    // columns in this order, as its statements expect. Keys are ASCII by construction.
+    await connection.query(`
+      CREATE TABLE IF NOT EXISTS login_limits (
+        \`key\` VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        points INT NOT NULL DEFAULT 0,
+        expire BIGINT UNSIGNED NULL,
+        PRIMARY KEY (\`key\`),
+        KEY ix_login_limits_expire (expire)
+      ) ENGINE=InnoDB`);
+    // Per-client request counts of the API rate limit, one row per client and minute window,
+    // shared by every worker and host (see src/http/rateLimit.ts).
+    await connection.query(`
+      CREATE TABLE IF NOT EXISTS api_request_counts (
+        window_start BIGINT UNSIGNED NOT NULL,
+        client VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        hits INT UNSIGNED NOT NULL,
+        PRIMARY KEY (window_start, client)
+      ) ENGINE=InnoDB`);
+  },
+  async down(connection) {
+    await connection.query('DROP TABLE IF EXISTS api_request_counts');
+    await connection.query('DROP TABLE IF EXISTS login_limits');
+  },
+};
+
+export const migrations: readonly Migration[] = [createUsers, countUsers, rateLimits];

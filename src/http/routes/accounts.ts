@@ -1,10 +1,12 @@
 // Accounts: register, login, who-am-I.
 import type { Request, Response, Server } from 'restify';
-import { ConflictError, InvalidCredentialsError, UnauthorizedError } from 'restify-errors';
+import { ConflictError, InvalidCredentialsError, TooManyRequestsError, UnauthorizedError } from 'restify-errors';
+import type { LoginGuard } from '../../auth/bruteForce';
 import { hashPassword, verifyDecoy, verifyPassword } from '../../auth/passwords';
 import { InvalidTokenError, type TokenService } from '../../auth/tokens';
 import { UsernameTakenError, type UserRepository } from '../../db/users';
 import type { Logger } from '../../logger';
+import type { ClientIpResolver } from '../clientIp';
 import { jsonBody } from '../jsonBody';
 import { sendJson } from '../respond';
 import { loginBody, parseBody, registerBody } from '../validation';
@@ -14,12 +16,14 @@ export interface AccountDeps {
   readonly tokens: TokenService;
   readonly maxBodyBytes: number;
   readonly log: Logger;
+  readonly loginGuard: LoginGuard;
+  readonly clientIp: ClientIpResolver;
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i;
 
 export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
-  const { users, tokens, log } = deps;
+  const { users, tokens, log, loginGuard, clientIp } = deps;
   const body = jsonBody(deps.maxBodyBytes);
 
   server.post('/api/register', body, async (req, res) => {
@@ -41,13 +45,35 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
 
   server.post('/api/login', body, async (req, res) => {
     const input = parseBody(loginBody, req.body);
+    const ip = clientIp(req);
     log.info(`Login attempt for user: ${input.username}`);
-    const user = await users.findByUsername(input.username);
-    const valid = user ? await verifyPassword(input.password, user.passwordHash) : await verifyDecoy(input.password);
+    // Counted before the password is checked, so no number of parallel attempts gets past the limit.
+    const block = await loginGuard.admit(input.username, ip);
+    if (block) {
+      log.warn(
+        `Login blocked for user: ${input.username} from ${ip} (too many failed attempts ` +
+          `${block.scope === 'account' ? 'for this user from this address' : 'from this address today'}); ` +
+          `retry after ${block.retryAfterSeconds} s`,
+      );
+      res.setHeader('Retry-After', String(block.retryAfterSeconds));
+      throw new TooManyRequestsError('Too many failed login attempts; try again later');
+    }
+    let user;
+    let valid;
+    try {
+      user = await users.findByUsername(input.username);
+      valid = user ? await verifyPassword(input.password, user.passwordHash) : await verifyDecoy(input.password);
+    } catch (error) {
+      // No password was judged (the database failed): the attempt must not count against the user.
+      await loginGuard.refund(input.username, ip);
+      throw error;
+    }
     if (!user || !valid) {
       log.warn(`Login failed for user: ${input.username} (${user ? 'wrong password' : 'unknown user'})`);
+      await loginGuard.recordFailure(ip);
       throw new InvalidCredentialsError('Invalid username or password');
     }
+    await loginGuard.recordSuccess(input.username, ip);
     const token = await tokens.issue({ userId: user.id, username: user.username });
     log.info(`Login successful for user: ${user.username}`);
     sendJson(res, 200, {

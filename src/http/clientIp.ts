@@ -1,0 +1,77 @@
+// Who the client is, for rate limits and brute-force counters. X-Forwarded-For is anyone's to
+// write, so it is believed only when the connection comes from a configured trusted proxy, and
+// then only as far as the chain of trusted proxies goes: the address is the right-most entry
+// that is not itself a trusted proxy (entries left of it were written by the client).
+import { BlockList, isIP } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+
+/** `::ffff:1.2.3.4` (an IPv4 client on a dual-stack socket) is 1.2.3.4. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+}
+
+/**
+ * TRUSTED_PROXIES entries: exact addresses (`10.0.0.5`, `::1`) or CIDR ranges (`10.0.0.0/8`).
+ * Returns the problems found, so config.ts can name them all in its one message.
+ */
+export function parseTrustedProxies(entries: readonly string[]): { list: BlockList; problems: string[] } {
+  const list = new BlockList();
+  const problems: string[] = [];
+  for (const entry of entries) {
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    const bits = prefix === undefined ? undefined : Number(prefix);
+    const maxBits = family === 6 ? 128 : 32;
+    if (
+      family === 0 ||
+      extra !== undefined ||
+      (bits !== undefined && (!/^\d{1,3}$/.test(prefix ?? '') || bits > maxBits))
+    ) {
+      problems.push(`"${entry}" is not an IP address or CIDR range`);
+      continue;
+    }
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(normalizeAddress(address), type);
+    else list.addSubnet(address, bits, type);
+  }
+  return { list, problems };
+}
+
+/** Some proxies write `1.2.3.4:5678` or `[2001:db8::1]:5678`; the port says nothing about the client. */
+function withoutPort(hop: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  if (bracketed?.[1] !== undefined) return bracketed[1];
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(hop);
+  return v4?.[1] ?? hop;
+}
+
+/**
+ * Not memoised: without trusted proxies it is a property read, and remembering it on each
+ * request (a WeakMap entry, or a new property that changes the request objects' shape) cost
+ * more than it saved on the rate limiter's hot path.
+ */
+export type ClientIpResolver = (req: IncomingMessage) => string;
+
+export function clientIpResolver(trustedProxies: readonly string[]): ClientIpResolver {
+  const { list } = parseTrustedProxies(trustedProxies);
+  const trusted = (address: string): boolean => {
+    const family = isIP(address);
+    return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  };
+  const noProxies = trustedProxies.length === 0;
+
+  return (req) => {
+    let client = normalizeAddress(req.socket.remoteAddress ?? 'unknown');
+    const forwarded = req.headers['x-forwarded-for'];
+    if (!noProxies && forwarded !== undefined && trusted(client)) {
+      const hops = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded).split(',');
+      for (let i = hops.length - 1; i >= 0; i--) {
+        const hop = normalizeAddress(withoutPort((hops[i] ?? '').trim()));
+        if (isIP(hop) === 0) break; // garbage: stop at the last address we could vouch for
+        client = hop;
+        if (!trusted(hop)) break;
+      }
+    }
+    return client;
+  };
+}

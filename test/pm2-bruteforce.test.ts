@@ -1,0 +1,102 @@
+// Brute force and request floods against 2 PM2 workers over HTTPS, one fresh connection per
+// request so PM2's round robin spreads them over both workers: the limits hold for the cluster,
+// not per worker. Also shows the supervisor's health probe working over HTTPS.
+import test from 'ava';
+import { createTestDatabase, type TestDatabase } from './helpers/database';
+import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
+import { createTestCertificate, type TestCertificate } from './helpers/tls';
+import { awayFromMinuteEnd, sleep, waitFor } from './helpers/wait';
+
+let db: TestDatabase;
+let certificate: TestCertificate;
+let sandbox: Pm2Sandbox;
+const MAX_FAILURES = 4;
+const BLOCK_SECONDS = 3;
+const RATE_LIMIT = 20;
+
+test.before(async () => {
+  db = await createTestDatabase('ra_pm2_brute');
+  certificate = createTestCertificate();
+  sandbox = await createPm2Sandbox({
+    ...db.env,
+    ...certificate.env,
+    API_INSTANCES: '2',
+    LOGIN_MAX_FAILURES: String(MAX_FAILURES),
+    LOGIN_BLOCK_SECONDS: String(BLOCK_SECONDS),
+    RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
+    // Each test plays its own client address, so no test eats another's budget.
+    TRUSTED_PROXIES: '127.0.0.1',
+  });
+  await sandbox.startEcosystem('production', 2);
+  for (const username of ['victim', 'target']) {
+    const created = await sandbox.request('/api/register', {
+      body: { username, password: `${username}-password` },
+      headers: { 'x-forwarded-for': '192.0.2.1' },
+    });
+    if (created.status !== 201) throw new Error(created.text);
+  }
+});
+
+test.after.always(async () => {
+  await sandbox?.destroy();
+  await db?.drop();
+  certificate?.remove();
+});
+
+const login = (username: string, password: string, ip: string) =>
+  sandbox.request('/api/login', { body: { username, password }, headers: { 'x-forwarded-for': ip } });
+
+test.serial('consecutive failures block the pair across workers; the right password waits out the block', async (t) => {
+  t.true(sandbox.url.startsWith('https://'));
+  const ip = '203.0.113.40';
+  // A success resets the count: 3 failures, a success, 3 failures are all just 401s.
+  for (const password of ['wrong-1', 'wrong-2', 'wrong-3', 'victim-password', 'wrong-4', 'wrong-5', 'wrong-6']) {
+    t.is((await login('victim', password, ip)).status, password === 'victim-password' ? 200 : 401, password);
+  }
+  // The 4th consecutive failure is still answered; then the pair is blocked, the right password included,
+  // on whichever worker the attempt lands.
+  t.is((await login('victim', 'wrong-7', ip)).status, 401);
+  const blocked = await login('victim', 'victim-password', ip);
+  t.is(blocked.status, 429);
+  t.is(blocked.body.code, 'TooManyRequests');
+  t.regex(String(blocked.headers['x-request-id']), /./);
+  const retryAfter = Number(blocked.headers['retry-after']);
+  t.true(retryAfter >= 1 && retryAfter <= BLOCK_SECONDS, `Retry-After ${blocked.headers['retry-after']}`);
+  for (let i = 0; i < 3; i++) t.is((await login('VICTIM', 'victim-password', ip)).status, 429, 'any letter case, any worker');
+  // Only this pair is blocked: the same user from elsewhere, and another user from here, get in.
+  t.is((await login('victim', 'victim-password', '203.0.113.41')).status, 200);
+  t.is((await login('target', 'target-password', ip)).status, 200);
+  await waitFor('the WARN line with username and IP', () =>
+    / - auth - WARN - Login blocked for user: (victim|VICTIM) from 203\.0\.113\.40 \(too many failed attempts for this user from this address\); retry after \d+ s/.test(sandbox.backendLog()),
+  );
+
+  await sleep(BLOCK_SECONDS * 1000 + 300);
+  const after = await login('victim', 'victim-password', ip);
+  t.is(after.status, 200, after.text);
+  t.is(typeof after.body.token, 'string');
+});
+
+test.serial('parallel attempts through both workers cannot try more passwords than the limit', async (t) => {
+  const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => login('target', `wrong-${i}`, '203.0.113.42')));
+  const statuses = replies.map((r) => r.status).sort();
+  t.deepEqual(statuses, [...Array(MAX_FAILURES).fill(401), ...Array(12 - MAX_FAILURES).fill(429)]);
+});
+
+test.serial('the request rate limit counts both workers together', async (t) => {
+  await awayFromMinuteEnd();
+  const statuses: number[] = [];
+  for (let i = 0; i < RATE_LIMIT * 2; i++) {
+    statuses.push((await sandbox.request('/api/status', { headers: { 'x-forwarded-for': '203.0.113.43' } })).status);
+  }
+  const admitted = statuses.filter((s) => s === 200).length;
+  // Near the limit every worker syncs after each request, so over-admission is a request or two.
+  t.true(admitted >= RATE_LIMIT && admitted <= RATE_LIMIT + 2, `admitted ${admitted} of ${statuses.length}`);
+  t.is(statuses.filter((s) => s !== 200 && s !== 429).length, 0);
+  t.is((await sandbox.request('/health', { headers: { 'x-forwarded-for': '203.0.113.43' } })).status, 200);
+});
+
+test.serial('the supervisor probes /health over HTTPS and finds it healthy', (t) => {
+  const log = sandbox.supervisorLog();
+  t.regex(log, /probing https:\/\/127\.0\.0\.1:\d+\/health/);
+  t.notRegex(log, /Service unhealthy/);
+});

@@ -7,10 +7,12 @@ import { type Config, ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { SchemaKeeper } from './db/schema';
 import { UsernameTakenError, UserRepository } from './db/users';
+import { OverloadGuard } from './http/overload';
 import { createServer } from './http/server';
 import { closeConnectionsAfterResponses } from './http/respond';
 import { Lifecycle } from './lifecycle';
 import { configureLogging, getLogger, logFatalSync } from './logger';
+import { startProcessMetrics } from './metrics/start';
 import { registerSecret } from './redact';
 import { version } from './version';
 
@@ -76,6 +78,12 @@ async function main(): Promise<void> {
       db.schemaReady = true;
       if (config.seedDemoUser) await seedDemoUser(users);
     });
+    const worker = process.env['pm_id'] ?? '0';
+    const overload = new OverloadGuard(config.overload, () => db.poolStats().waiting, getLogger('overload'));
+    overload.start();
+    const processMetrics = config.observability.metricsEnabled
+      ? await startProcessMetrics(config, { worker, version, db, overload, lifecycle }, getLogger('metrics'))
+      : undefined;
     db.start();
     // Back after an outage at start-up: migrate then, without a restart.
     db.monitor.on('up', () => {
@@ -92,6 +100,9 @@ async function main(): Promise<void> {
       tokens: new TokenService(config.jwt),
       lifecycle,
       version,
+      overload,
+      metrics: processMetrics?.metrics,
+      worker,
     });
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
@@ -102,6 +113,7 @@ async function main(): Promise<void> {
     });
 
     lifecycle.onShutdown('stop accepting and finish in-flight requests', () => drainHttp(server.server));
+    lifecycle.onShutdown('close the metrics socket', async () => processMetrics?.close());
     lifecycle.onShutdown('close the database pool', () => db.close());
 
     const address = server.address();

@@ -17,6 +17,7 @@ const config: DatabaseConfig = {
   retries: 3,
   poolSize: 2,
   healthIntervalMs: 500,
+  slowQueryMs: 0,
 };
 
 test.after.always(async () => {

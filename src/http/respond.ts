@@ -1,4 +1,5 @@
-// Every response of the service leaves through sendJson: always JSON, and while the process
+// Every response of the service leaves through sendJson (or sendBody, for the metrics text and
+// the status page), where it is observed for metrics and the request log; while the process
 // drains, with `Connection: close` so clients move to another worker instead of reusing a
 // socket that is about to close.
 import type { Request, Response } from 'restify';
@@ -10,14 +11,54 @@ export function closeConnectionsAfterResponses(): void {
   closeAfterResponse = true;
 }
 
+/** Sees every response as it leaves: metrics and the request log (installed by the server). */
+export type ResponseObserver = (res: Response, status: number) => void;
+let observer: ResponseObserver | undefined;
+
+export function observeResponses(next: ResponseObserver | undefined): void {
+  observer = next;
+}
+
 export function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  sendBody(res, status, 'application/json', JSON.stringify(body), headers);
+}
+
+/** For the few answers that are not JSON (the metrics text, the status page). */
+export function sendBody(
+  res: Response,
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  setHeaders(res, contentType, body, headers);
+  // sendRaw skips restify's content negotiation: JSON whatever the Accept header says.
+  res.sendRaw(status, body);
+  observer?.(res, status);
+}
+
+/**
+ * For a `first` handler: restify has not set the request up yet, so its response methods
+ * (sendRaw needs res.log) cannot be used; Node's own can.
+ */
+export function sendJsonBeforeRouting(
+  res: Response,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const json = JSON.stringify(body);
+  setHeaders(res, 'application/json', json, headers);
+  res.statusCode = status;
+  res.end(json);
+  observer?.(res, status);
+}
+
+function setHeaders(res: Response, contentType: string, body: string, headers: Record<string, string>): void {
   if (closeAfterResponse) res.setHeader('Connection', 'close');
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  const json = JSON.stringify(body);
-  res.setHeader('Content-Type', 'application/json');
-  res.setHeader('Content-Length', Buffer.byteLength(json));
-  // sendRaw skips restify's content negotiation: JSON whatever the Accept header says.
-  res.sendRaw(status, json);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;

@@ -5,6 +5,7 @@ import { hashPassword, verifyDecoy, verifyPassword } from '../../auth/passwords'
 import { InvalidTokenError, type TokenService } from '../../auth/tokens';
 import { UsernameTakenError, type UserRepository } from '../../db/users';
 import type { Logger } from '../../logger';
+import { loginAttempts, registrations } from '../../metrics/counters';
 import { jsonBody } from '../jsonBody';
 import { sendJson } from '../respond';
 import { loginBody, parseBody, registerBody } from '../validation';
@@ -32,6 +33,7 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
     try {
       const user = await users.create({ username: input.username, email: input.email ?? null, passwordHash });
       log.info(`User registered: ${user.username} (id ${user.id})`);
+      registrations.inc({ result: 'created' });
       sendJson(res, 201, { id: user.id, username: user.username });
     } catch (error) {
       if (error instanceof UsernameTakenError) throw taken(input.username, log);
@@ -46,10 +48,12 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
     const valid = user ? await verifyPassword(input.password, user.passwordHash) : await verifyDecoy(input.password);
     if (!user || !valid) {
       log.warn(`Login failed for user: ${input.username} (${user ? 'wrong password' : 'unknown user'})`);
+      loginAttempts.inc({ result: user ? 'wrong_password' : 'unknown_user' });
       throw new InvalidCredentialsError('Invalid username or password');
     }
     const token = await tokens.issue({ userId: user.id, username: user.username });
     log.info(`Login successful for user: ${user.username}`);
+    loginAttempts.inc({ result: 'success' });
     sendJson(res, 200, {
       token,
       expiresIn: tokens.ttlSeconds,
@@ -85,6 +89,7 @@ function bearerToken(req: Request, res: Response): string {
 
 function taken(username: string, log: Logger): ConflictError {
   log.warn(`Registration refused for user: ${username} (name taken)`);
+  registrations.inc({ result: 'taken' });
   return new ConflictError('Username is already taken');
 }
 

@@ -1,0 +1,7 @@
+// Reading Prometheus text in tests.
+
+/** The value of one sample line, given its exact name and labels (`name{a="b"}`), or undefined. */
+export function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}

@@ -33,7 +33,9 @@ export function withRetry<T>(
   });
   return new Promise<T>((resolve, reject) => {
     operation.attempt((attempt) => {
-      run(attempt).then(resolve, (error: unknown) => {
+      // Later attempts start from the retry package's timer: a synchronous throw in `run` there
+      // would be an uncaught exception, so it is turned into a rejection like any other failure.
+      new Promise<T>((settle) => settle(run(attempt))).then(resolve, (error: unknown) => {
         // operation.retry() both schedules the next attempt and says whether one is left.
         if (hooks.shouldRetry(error) && operation.retry(error as Error)) {
           hooks.onRetry?.(error, attempt, policy.attempts);

@@ -13,10 +13,14 @@ export interface WorkerSummary {
   readonly requests: number;
 }
 
+/** Monitors, scrapers and the status page itself: left out of the request totals, so these show the API's traffic. */
+const PROBE_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics', '/api/status', '/status', '/status/summary']);
+
 export interface ClusterSummary {
   readonly workers: WorkerSummary[];
   /** Restarts after a crash or a signal death, as the supervisor saw them; null without a supervisor. */
   readonly restarts: number | null;
+  /** Answers of the API (probes and status endpoints left out), all workers together. */
   readonly requests: { readonly total: number; readonly clientErrors: number; readonly serverErrors: number };
   readonly sources: ClusterView['sources'];
 }
@@ -39,11 +43,12 @@ export function summarize(view: ClusterView): ClusterSummary {
     }
     const info = snapshot.metrics.find((m) => m.name === 'api_worker_info')?.values[0];
     if (!info) continue;
-    const total = sumOf(snapshot, 'http_requests_total');
+    const api = (labels: Value['labels']): boolean => !PROBE_ROUTES.has(String(labels['route']));
     const status = (labels: Value['labels']): number => Number(labels['status_code']);
+    const total = sumOf(snapshot, 'http_requests_total', api);
     requests.total += total;
-    requests.clientErrors += sumOf(snapshot, 'http_requests_total', (l) => status(l) >= 400 && status(l) < 500);
-    requests.serverErrors += sumOf(snapshot, 'http_requests_total', (l) => status(l) >= 500);
+    requests.clientErrors += sumOf(snapshot, 'http_requests_total', (l) => api(l) && status(l) >= 400 && status(l) < 500);
+    requests.serverErrors += sumOf(snapshot, 'http_requests_total', (l) => api(l) && status(l) >= 500);
     workers.push({
       worker: String(info.labels['worker'] ?? '?'),
       pid: snapshot.pid,

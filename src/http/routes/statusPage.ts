@@ -42,6 +42,7 @@ h3 { font-size: 1rem; margin: 18px 0 8px; }
 table { width: 100%; border-collapse: collapse; background: #fff; font-size: .9rem; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
 td.bad { color: var(--bad); font-weight: 600; }
+@media (max-width: 480px) { th, td { padding: 6px 4px; font-size: .8rem; } .card .value { font-size: 1.2rem; } }
 footer { padding: 12px; text-align: center; font-size: .8rem; color: var(--muted); }
 `;
 
@@ -111,7 +112,7 @@ const SCRIPT = `
       var seconds = (now - previous.at) / 1000;
       var requests = totals.total - previous.total;
       var errors = Math.max(0, totals.serverErrors - previous.serverErrors);
-      card('rate', '', (requests / seconds).toFixed(1) + '/s', totals.total + ' in all');
+      card('rate', '', (requests / seconds).toFixed(1) + '/s', totals.total + ' API requests in all');
       var share = requests > 0 ? errors / requests : 0;
       card('errors', share > 0.05 ? 'down' : share > 0 ? 'warn' : 'up', (share * 100).toFixed(1) + '%', '5xx answers, ' + totals.serverErrors + ' in all');
     }

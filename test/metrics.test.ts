@@ -2,7 +2,7 @@
 // timed by method, route template and status, the event counters, and METRICS_ENABLED=0.
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
-import { sample } from './helpers/metrics';
+import { changes, sample } from './helpers/metrics';
 import { startService, type Service } from './helpers/service';
 
 let db: TestDatabase;
@@ -44,7 +44,7 @@ test.serial('requests are counted by method, route template and status; unknown 
   for (let i = 0; i < 25; i++) await service.request(`/probe-${i}/${'x'.repeat(i)}?token=${i}`);
   await service.request('/api/login', { method: 'GET' });
   const after = await scrape();
-  const delta = (series: string): number => (sample(after, series) ?? 0) - (sample(before, series) ?? 0);
+  const delta = changes(before, after);
   t.is(delta('http_requests_total{method="GET",route="/api/me",status_code="401"}'), 2);
   t.is(delta('http_requests_total{method="GET",route="unmatched",status_code="404"}'), 25);
   t.is(delta('http_requests_total{method="GET",route="unmatched",status_code="405"}'), 1);
@@ -58,7 +58,7 @@ test.serial('histogram buckets move with the time a request takes', async (t) =>
   const before = await scrape();
   t.is((await service.request('/__fault/slow?ms=300')).status, 200);
   const after = await scrape();
-  const delta = (le: string): number => (sample(after, series(le)) ?? 0) - (sample(before, series(le)) ?? 0);
+  const delta = (le: string): number => changes(before, after)(series(le));
   t.is(delta('0.25'), 0, 'not under 250 ms');
   t.is(delta('0.5'), 1, 'under 500 ms');
   t.is(delta('+Inf'), 1);
@@ -75,7 +75,7 @@ test.serial('logins by result, registrations and database statements are counted
   t.is((await service.request('/api/login', { body: { ...user, password: 'wrong-password' } })).status, 401);
   t.is((await service.request('/api/login', { body: { ...user, username: 'nobody' } })).status, 401);
   const after = await scrape();
-  const delta = (series: string): number => (sample(after, series) ?? 0) - (sample(before, series) ?? 0);
+  const delta = changes(before, after);
   t.is(delta('auth_registrations_total{result="created"}'), 1);
   t.is(delta('auth_registrations_total{result="taken"}'), 1);
   t.is(delta('auth_login_attempts_total{result="success"}'), 1);

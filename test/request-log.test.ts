@@ -39,9 +39,9 @@ test.serial('one INFO line per request: method, route template, status, duration
   t.false(service.log().includes('hunter22'));
 });
 
-test.serial('successful probes are not written at INFO (a load balancer asks every second)', async (t) => {
-  for (const path of ['/health', '/livez', '/readyz', '/metrics']) {
-    t.is((await service.request(path, { headers: { 'x-request-id': `probe-${path.slice(1)}` } })).status, 200);
+test.serial('successful probes and status polls are not written at INFO (a load balancer asks every second)', async (t) => {
+  for (const path of ['/health', '/livez', '/readyz', '/metrics', '/api/status', '/status', '/status/summary']) {
+    t.is((await service.request(path, { headers: { 'x-request-id': `probe-${path.slice(1).replace('/', '-')}` } })).status, 200);
   }
   await service.request('/api/me', { headers: { 'x-request-id': 'after-probes' } });
   await waitFor('a later line', () => linesWith(service.log(), 'after-probes').length === 1);

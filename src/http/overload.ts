@@ -10,16 +10,13 @@ import v8 from 'node:v8';
 import type { Request, Response } from 'restify';
 import type { OverloadConfig } from '../config';
 import type { Logger } from '../logger';
-import { type OverloadReason, overloadRejections } from '../metrics/counters';
+import { MONITORING_ROUTES, type OverloadReason, overloadRejections } from '../metrics/counters';
 import { RETRY_AFTER_SECONDS } from './errors';
 import { pathOf } from './paths';
 import { requestIdOf, sendJsonBeforeRouting } from './respond';
 
 export const SAMPLE_INTERVAL_MS = 250;
 const HISTOGRAM_RESOLUTION_MS = 10;
-
-/** Never shed: liveness, readiness, health, metrics and the status page must tell what is going on. */
-const EXEMPT_PATHS = new Set(['/health', '/livez', '/readyz', '/metrics', '/api/status', '/status', '/status/summary']);
 
 export interface OverloadState {
   readonly overloaded: boolean;
@@ -42,7 +39,8 @@ export function wasShed(req: Request): boolean {
 }
 
 export function isExemptFromOverload(url: string | undefined): boolean {
-  return EXEMPT_PATHS.has(pathOf(url));
+  // Never shed: liveness, readiness, health, metrics and the status page must tell what is going on.
+  return MONITORING_ROUTES.has(pathOf(url));
 }
 
 export class OverloadGuard {

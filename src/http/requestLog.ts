@@ -1,16 +1,16 @@
 // The request log: one line per request in backend.log, category `request`:
 //   2026-11-28 02:40:11 - request - INFO - POST /api/login 401 63.2 ms id=5f0c… ip=127.0.0.1
 // REQUEST_LOG_SAMPLE keeps a busy server from drowning its disk (0.1 writes one request in ten);
-// a request slower than SLOW_REQUEST_MS is always written, as a warning. Successful probes
-// (/health, /livez, /readyz, /metrics) are written at DEBUG: a load balancer asks every second.
+// a request slower than SLOW_REQUEST_MS is always written, as a warning. Successful answers of
+// the monitoring routes (probes, /metrics, /api/status, the status page) are written at DEBUG:
+// a load balancer asks every second, a status page every two.
 // Error answers also have their own WARN/ERROR line from the error handler, whatever the sample.
 import type { Request } from 'restify';
 import type { ObservabilityConfig } from '../config';
 import type { Logger } from '../logger';
-import { UNMATCHED_ROUTE } from '../metrics/counters';
+import { MONITORING_ROUTES, UNMATCHED_ROUTE } from '../metrics/counters';
 import { pathOf } from './paths';
 
-const PROBE_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics']);
 const MAX_PATH_LENGTH = 120;
 
 export class RequestLog {
@@ -25,7 +25,7 @@ export class RequestLog {
       this.log.warn(`Slow request: ${line(req, status, route, ms, requestId)} (SLOW_REQUEST_MS=${slowRequestMs})`);
       return;
     }
-    if (status < 400 && PROBE_ROUTES.has(route)) {
+    if (status < 400 && MONITORING_ROUTES.has(route)) {
       if (this.log.isDebugEnabled()) this.log.debug(line(req, status, route, ms, requestId));
       return;
     }

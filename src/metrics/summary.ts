@@ -1,6 +1,7 @@
 // The cluster's metrics boiled down to what a person reads on the status page: workers,
 // restarts and request totals (the page turns successive totals into rates).
 import type { ClusterView, MetricJson, Snapshot } from './cluster';
+import { MONITORING_ROUTES } from './counters';
 
 export interface WorkerSummary {
   readonly worker: string;
@@ -12,9 +13,6 @@ export interface WorkerSummary {
   readonly heapUsedBytes: number;
   readonly requests: number;
 }
-
-/** Monitors, scrapers and the status page itself: left out of the request totals, so these show the API's traffic. */
-const PROBE_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics', '/api/status', '/status', '/status/summary']);
 
 export interface ClusterSummary {
   readonly workers: WorkerSummary[];
@@ -43,7 +41,7 @@ export function summarize(view: ClusterView): ClusterSummary {
     }
     const info = snapshot.metrics.find((m) => m.name === 'api_worker_info')?.values[0];
     if (!info) continue;
-    const api = (labels: Value['labels']): boolean => !PROBE_ROUTES.has(String(labels['route']));
+    const api = (labels: Value['labels']): boolean => !MONITORING_ROUTES.has(String(labels['route']));
     const status = (labels: Value['labels']): number => Number(labels['status_code']);
     const total = sumOf(snapshot, 'http_requests_total', api);
     requests.total += total;

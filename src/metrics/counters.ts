@@ -85,4 +85,10 @@ export const overloadRejections = new Counter<'reason'>({
   registers: [],
 });
 
+// Known label values start at 0, so a series exists (and rate() works) before the first event.
+for (const result of ['success', 'wrong_password', 'unknown_user', 'throttled']) loginAttempts.inc({ result }, 0);
+for (const result of ['created', 'taken']) registrations.inc({ result }, 0);
+for (const limiter of ['ip', 'login']) rateLimitRejections.inc({ limiter }, 0);
+for (const reason of ['event_loop_delay', 'heap', 'db_pool_queue'] satisfies OverloadReason[]) overloadRejections.inc({ reason }, 0);
+
 export const eventCounters: ReadonlyArray<Counter<string>> = [loginAttempts, registrations, rateLimitRejections, dbRetries, dbFailures, overloadRejections];

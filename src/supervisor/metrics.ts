@@ -26,6 +26,14 @@ export const crashLoops = new Counter<'app'>({
   registers: [],
 });
 
+/** Series at 0 for the apps PM2 runs, so they exist (and rate() works) before the first event. */
+export function startCounting(apps: Iterable<string>): void {
+  for (const app of apps) {
+    processRestarts.inc({ app }, 0);
+    crashLoops.inc({ app }, 0);
+  }
+}
+
 /** No default process metrics here: those describe the api workers, and the sums would mix. */
 export function createSupervisorRegistry(): Registry {
   const registry = new Registry();

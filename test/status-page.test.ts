@@ -102,7 +102,6 @@ test.serial('renders the health of service and database, uptime, workers and rat
     t.regex((await page.textContent('#errors .value')) ?? '', /^\d+\.\d%$/);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     t.true(overflow <= 0, `scrolls sideways by ${overflow} px`);
-    await page.screenshot({ path: path.join(os.tmpdir(), 'ra-status-page-up.png'), fullPage: true });
     t.deepEqual(problems, [], 'no script error or CSP violation');
     t.deepEqual(foreignRequests, [], 'nothing fetched from elsewhere');
   } finally {
@@ -122,7 +121,6 @@ test.serial('turns red when the database is down, and green again when it is bac
     t.is(await background(page, 'header'), 'rgb(207, 34, 46)', 'red header');
     t.is(await background(page, '#database'), 'rgb(255, 235, 233)', 'red database card');
     await page.waitForFunction(() => document.querySelector('#worker-rows td.bad') !== null, undefined, { timeout: 10_000 });
-    await page.screenshot({ path: path.join(os.tmpdir(), 'ra-status-page-down.png'), fullPage: true });
 
     await mariadb.start();
     await overallIs(page, 'ok', 15_000);

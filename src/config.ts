@@ -3,6 +3,7 @@
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseTrustedProxies } from './http/clientIp';
 
@@ -21,6 +22,28 @@ export interface DatabaseConfig {
   readonly poolSize: number;
   /** How often the health monitor pings the database. */
   readonly healthIntervalMs: number;
+  /** A statement that takes at least this long is logged as a warning; 0 turns that off. */
+  readonly slowQueryMs: number;
+}
+
+export interface ObservabilityConfig {
+  /** Per-request metrics, default process metrics and GET /metrics; off: none of them. */
+  readonly metricsEnabled: boolean;
+  /** Where each process under PM2 serves its own metrics on a Unix socket for its siblings. */
+  readonly metricsSocketDir: string;
+  /** Fraction (0 to 1) of requests whose line is written to the request log. */
+  readonly requestLogSample: number;
+  /** A request that takes at least this long is logged as a warning, whatever the sample; 0: never. */
+  readonly slowRequestMs: number;
+}
+
+/** The overload guard's limits; 0 turns a limit off. */
+export interface OverloadConfig {
+  readonly maxEventLoopDelayMs: number;
+  /** Heap used, in percent of V8's heap limit. */
+  readonly maxHeapPercent: number;
+  /** Requests waiting for a pooled database connection. */
+  readonly maxPoolWaiting: number;
 }
 
 export interface Config {
@@ -81,6 +104,8 @@ export interface Config {
     /** An idle keep-alive connection is closed after this. */
     readonly keepAliveTimeoutMs: number;
   };
+  readonly observability: ObservabilityConfig;
+  readonly overload: OverloadConfig;
   /** Test-only routes that crash, hang or exit on demand. Never on by default. */
   readonly faultInjection: boolean;
   /** With fault injection: throw outside any request this long after start-up (crash loops). */
@@ -154,6 +179,17 @@ export class EnvReader {
     return false;
   }
 
+  /** A number from 0 to 1, such as a sampling rate. */
+  fraction(name: string, fallback: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^(?:0|1|0?\.\d+|1\.0*)$/.test(value)) {
+      this.problems.push(`${name} must be a number from 0 to 1 (got "${value}")`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
   url(name: string, protocols: readonly string[]): URL | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -180,6 +216,7 @@ function readDatabase(read: EnvReader): DatabaseConfig {
     retries: read.integer('DB_RETRIES', 3, 1, 10),
     poolSize: read.integer('DB_POOL_SIZE', 10, 1, 1000),
     healthIntervalMs: read.integer('DB_HEALTH_INTERVAL_MS', 500, 50, 10_000),
+    slowQueryMs: read.integer('SLOW_QUERY_MS', 500, 0, 600_000),
   };
   const fromParts = {
     host: read.string('MYSQL_HOST', '127.0.0.1'),
@@ -311,15 +348,26 @@ function readTrustedProxies(read: EnvReader): string[] {
   return entries;
 }
 
+/**
+ * The folder of the per-process metrics sockets. It must be the same for every process of one
+ * deployment (the api workers and the supervisor) and differ between deployments: PM2's home
+ * (one per daemon and user) and the service's port make it so. Read by the supervisor too.
+ */
+export function readMetricsSocketDir(read: EnvReader, port: number): string {
+  const pm2Home = read.raw('PM2_HOME') ?? path.join(os.homedir(), '.pm2');
+  return path.resolve(read.string('METRICS_SOCKET_DIR', path.join(pm2Home, 'resilient-api', String(port))));
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const read = new EnvReader(env);
   const mode = read.oneOf<RunMode>('NODE_ENV', 'development', ['development', 'production', 'test']);
+  const port = read.integer('PORT', 8000, 0, 65535);
 
   const apiInstances = readInstances(read, mode);
   const config: Config = {
     mode,
     host: read.string('HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
-    port: read.integer('PORT', 8000, 0, 65535),
+    port,
     db: readDatabase(read),
     log: {
       dir: read.string('LOG_DIR', 'logs'),
@@ -358,6 +406,17 @@ export function loadConfig(env: Env = process.env): Config {
       headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 10_000, 500, 600_000),
       requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 500, 3_600_000),
       keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
+    },
+    observability: {
+      metricsEnabled: read.flag('METRICS_ENABLED', true),
+      metricsSocketDir: readMetricsSocketDir(read, port),
+      requestLogSample: read.fraction('REQUEST_LOG_SAMPLE', 1),
+      slowRequestMs: read.integer('SLOW_REQUEST_MS', 1000, 0, 600_000),
+    },
+    overload: {
+      maxEventLoopDelayMs: read.integer('OVERLOAD_EVENT_LOOP_DELAY_MS', 1000, 0, 600_000),
+      maxHeapPercent: read.integer('OVERLOAD_HEAP_PERCENT', 90, 0, 100),
+      maxPoolWaiting: read.integer('OVERLOAD_DB_POOL_WAITING', 100, 0, 1_000_000),
     },
     faultInjection: read.flag('FAULT_INJECTION'),
     faultCrashAfterMs:

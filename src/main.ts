@@ -8,10 +8,12 @@ import { Database } from './db/database';
 import { migrationOptions } from './db/migrationOptions';
 import { SchemaKeeper } from './db/schema';
 import { UsernameTakenError, UserRepository } from './db/users';
+import { OverloadGuard } from './http/overload';
 import { createServer } from './http/server';
 import { closeConnectionsAfterResponses } from './http/respond';
 import { Lifecycle } from './lifecycle';
 import { configureLogging, getLogger, logFatalSync } from './logger';
+import { startProcessMetrics } from './metrics/start';
 import { registerSecret } from './redact';
 import { version } from './version';
 
@@ -83,6 +85,12 @@ async function main(): Promise<void> {
       },
       migrationOptions(config, getLogger('backup')),
     );
+    const worker = process.env['pm_id'] ?? '0';
+    const overload = new OverloadGuard(config.overload, () => db.poolStats().waiting, getLogger('overload'));
+    overload.start();
+    const processMetrics = config.observability.metricsEnabled
+      ? await startProcessMetrics(config, { worker, version, db, overload, lifecycle }, getLogger('metrics'))
+      : undefined;
     db.start();
     // Back after an outage at start-up: migrate then, without a restart.
     db.monitor.on('up', () => {
@@ -99,6 +107,9 @@ async function main(): Promise<void> {
       tokens: new TokenService(config.jwt),
       lifecycle,
       version,
+      overload,
+      metrics: processMetrics?.metrics,
+      worker,
     });
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
@@ -109,6 +120,7 @@ async function main(): Promise<void> {
     });
 
     lifecycle.onShutdown('stop accepting and finish in-flight requests', () => drainHttp(server.server));
+    lifecycle.onShutdown('close the metrics socket', async () => processMetrics?.close());
     lifecycle.onShutdown('close the database pool', () => db.close());
 
     const address = server.address();

@@ -126,3 +126,36 @@ test('protection settings: defaults, and bad values named', (t) => {
   }
   t.regex(error.message, /TRUSTED_PROXIES: "proxy\.internal" is not an IP address or CIDR range/);
 });
+
+test('observability and overload settings: defaults, and every bad one named', (t) => {
+  const config = loadConfig({ NODE_ENV: 'test', PM2_HOME: '/tmp/pm2-home', PORT: '8123' });
+  t.deepEqual(config.observability, {
+    metricsEnabled: true,
+    metricsSocketDir: '/tmp/pm2-home/resilient-api/8123',
+    requestLogSample: 1,
+    slowRequestMs: 1000,
+  });
+  t.deepEqual(config.overload, { maxEventLoopDelayMs: 1000, maxHeapPercent: 90, maxPoolWaiting: 100 });
+  t.is(config.db.slowQueryMs, 500);
+  const tuned = loadConfig({ NODE_ENV: 'test', METRICS_ENABLED: 'off', REQUEST_LOG_SAMPLE: '0.25', METRICS_SOCKET_DIR: '/run/ra' });
+  t.false(tuned.observability.metricsEnabled);
+  t.is(tuned.observability.requestLogSample, 0.25);
+  t.is(tuned.observability.metricsSocketDir, '/run/ra');
+
+  const error = t.throws(
+    () =>
+      loadConfig({
+        NODE_ENV: 'test',
+        METRICS_ENABLED: 'maybe',
+        REQUEST_LOG_SAMPLE: '1.5',
+        SLOW_REQUEST_MS: '-1',
+        SLOW_QUERY_MS: 'slow',
+        OVERLOAD_EVENT_LOOP_DELAY_MS: 'x',
+        OVERLOAD_HEAP_PERCENT: '101',
+        OVERLOAD_DB_POOL_WAITING: '-5',
+      }),
+    { instanceOf: ConfigError },
+  ) as ConfigError;
+  const names = ['METRICS_ENABLED', 'REQUEST_LOG_SAMPLE', 'SLOW_REQUEST_MS', 'SLOW_QUERY_MS', 'OVERLOAD_EVENT_LOOP_DELAY_MS', 'OVERLOAD_HEAP_PERCENT', 'OVERLOAD_DB_POOL_WAITING'];
+  for (const name of names) t.true(error.problems.some((p) => p.startsWith(name)), `${name} is named`);
+});

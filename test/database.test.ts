@@ -37,6 +37,7 @@ function open(overrides: Partial<DatabaseConfig> = {}) {
     retries: 3,
     poolSize: 4,
     healthIntervalMs: 200,
+    slowQueryMs: 0,
     ...overrides,
   };
   const db = new Database(config, getLogger('test'));

@@ -5,11 +5,11 @@ import { migrate } from '../../src/db/migrate';
 import { getLogger } from '../../src/logger';
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
 import { median, runLoad } from '../lib/load';
-import { SHARED_DB } from '../../test/helpers/database';
+import { databaseConfig } from '../../test/helpers/database';
 
 /** Rows shaped like real ones; hashes random rather than computed (rows are what is measured). */
 export async function fillUsers(db: TestDatabase, count: number, prefix = 'user'): Promise<void> {
-  await migrate({ ...SHARED_DB, database: db.name, connectTimeoutMs: 2000, queryTimeoutMs: 60_000, retries: 1, poolSize: 1, healthIntervalMs: 500 }, getLogger('bench'));
+  await migrate(databaseConfig(db.name), getLogger('bench'));
   const batch = 5000;
   for (let first = 0; first < count; first += batch) {
     const rows = Array.from({ length: Math.min(batch, count - first) }, (_, i) => [

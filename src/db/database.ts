@@ -318,7 +318,9 @@ export class Database implements Queryable {
         settled = true;
         clearTimeout(timer);
         this.pending.delete(cutter);
-        this.observer.onQuery?.(Number(process.hrtime.bigint() - started) / 1e9, error === null);
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.observer.onQuery?.(seconds, error === null);
+        if (this.config.slowQueryMs > 0 && seconds * 1000 >= this.config.slowQueryMs) this.warnSlow(sql, seconds, error);
         if (error) reject(error);
         else resolve(result);
       };
@@ -343,6 +345,14 @@ export class Database implements Queryable {
       if (prepared) connection.execute(sql, [...params], callback);
       else connection.query(sql, [...params], callback);
     });
+  }
+
+  /** The statement's first words and its time; never its values (they travel apart, as parameters). */
+  private warnSlow(sql: string, seconds: number, error: Error | null): void {
+    const outcome = error ? `failed with ${errorCode(error)}` : 'succeeded';
+    this.log.warn(
+      `Slow ${describe(sql)}: ${outcome} after ${(seconds * 1000).toFixed(0)} ms (SLOW_QUERY_MS=${this.config.slowQueryMs})`,
+    );
   }
 
   /** Rolls back; reports whether the connection is fit to go back to the pool. */

@@ -13,6 +13,7 @@
 // - a refused request is not counted and costs no database work: a flood stays in memory;
 // - when the database is unreachable, counts stay local: each worker then enforces the limit on
 //   its own (a client may get up to one limit per worker) instead of refusing everyone.
+import { rateLimitRejections } from '../metrics/counters';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TooManyRequestsError } from 'restify-errors';
 import type { RequestCountStore } from '../db/requestCounts';
@@ -25,7 +26,7 @@ export const WINDOW_MS = 60_000;
 export const SYNC_INTERVAL_MS = 250;
 
 /** Never limited: monitors, load balancers and scrapers must always get through. */
-const EXEMPT_PATHS = new Set(['/health', '/livez', '/readyz', '/metrics', '/status']);
+const EXEMPT_PATHS = new Set(['/health', '/livez', '/readyz', '/metrics', '/status', '/status/summary']);
 
 export interface RateDecision {
   readonly allowed: boolean;
@@ -175,6 +176,7 @@ export function rateLimitHandler(
     }
     if (decision.allowed) return true;
 
+    rateLimitRejections.inc({ limiter: 'ip' });
     const retryAfter = Math.max(1, Math.ceil((decision.resetAt - Date.now()) / 1000));
     // Set by the request-id `first` handler, which runs before this one.
     const requestId = String(res.getHeader('X-Request-Id'));

@@ -1,4 +1,5 @@
-// Every response of the service leaves through sendJson: always JSON, and while the process
+// Every response of the service leaves through sendJson (or sendBody, for the metrics text and
+// the status page), where it is observed for metrics and the request log; while the process
 // drains, with `Connection: close` so clients move to another worker instead of reusing a
 // socket that is about to close, and always with the security headers.
 import type { ServerResponse } from 'node:http';
@@ -12,15 +13,35 @@ export function closeConnectionsAfterResponses(): void {
   closeAfterResponse = true;
 }
 
+/** Sees every response as it leaves: metrics and the request log (installed by the server). */
+export type ResponseObserver = (res: Response, status: number) => void;
+let observer: ResponseObserver | undefined;
+
+export function observeResponses(next: ResponseObserver | undefined): void {
+  observer = next;
+}
+
 export function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const json = prepareJson(res, body, headers);
+  sendBody(res, status, 'application/json', JSON.stringify(body), headers);
+}
+
+/** For the few answers that are not JSON (the metrics text, the status page). */
+export function sendBody(
+  res: Response,
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  setHeaders(res, contentType, body, headers);
   // sendRaw skips restify's content negotiation: JSON whatever the Accept header says.
-  res.sendRaw(status, json);
+  res.sendRaw(status, body);
+  observer?.(res, status);
 }
 
 /**
- * The same answer from restify's `first` chain, before restify has set the response up
- * (sendRaw needs that state): plain Node, same headers.
+ * For a `first` handler: restify has not set the request up yet, so its response methods
+ * (sendRaw needs res.log) cannot be used; Node's own can. Same headers.
  */
 export function sendJsonBeforeRouting(
   res: ServerResponse,
@@ -28,20 +49,21 @@ export function sendJsonBeforeRouting(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const json = prepareJson(res, body, headers);
+  const json = JSON.stringify(body);
+  setHeaders(res, 'application/json', json, headers);
   res.statusCode = status;
   res.end(json);
+  // Node's response object, which restify has already given its prototype: the observer's view.
+  observer?.(res as Response, status);
 }
 
-/** Sets every header of a JSON answer (security ones first, so a route may override e.g. Cache-Control). */
-function prepareJson(res: ServerResponse, body: unknown, headers: Record<string, string>): string {
+/** Every header of an answer; the security ones first, so a route may override one (the status page's CSP). */
+function setHeaders(res: ServerResponse, contentType: string, body: string, headers: Record<string, string>): void {
   applySecurityHeaders(res);
   if (closeAfterResponse) res.setHeader('Connection', 'close');
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  const json = JSON.stringify(body);
-  res.setHeader('Content-Type', 'application/json');
-  res.setHeader('Content-Length', Buffer.byteLength(json));
-  return json;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;

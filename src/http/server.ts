@@ -14,11 +14,17 @@ import { getLogger } from '../logger';
 import { clientIpResolver } from './clientIp';
 import { sendError } from './errors';
 import { rateLimitHandler, SharedRateLimiter } from './rateLimit';
+import type { ClusterMetrics } from '../metrics/cluster';
+import { installRequestObserver, markArrival, resolveRouteEarly } from './observeRequests';
+import { isExemptFromOverload, type OverloadGuard } from './overload';
+import { RequestLog } from './requestLog';
 import { assignRequestId } from './respond';
 import { registerAccountRoutes } from './routes/accounts';
 import { registerFaultRoutes } from './routes/faults';
 import { registerHealthRoutes } from './routes/health';
 import { configureSecurityHeaders, securityHeaders } from './securityHeaders';
+import { registerMetricsRoute } from './routes/metrics';
+import { registerStatusPage } from './routes/statusPage';
 
 export interface ServerDeps {
   readonly config: Config;
@@ -27,6 +33,11 @@ export interface ServerDeps {
   readonly tokens: TokenService;
   readonly lifecycle: Lifecycle;
   readonly version: string;
+  readonly overload: OverloadGuard;
+  /** The cluster's metrics; undefined with METRICS_ENABLED=0 (no /metrics, nothing counted). */
+  readonly metrics: ClusterMetrics | undefined;
+  /** This process's PM2 id ('0' outside PM2). */
+  readonly worker: string;
 }
 
 export function createServer(deps: ServerDeps): restify.Server {
@@ -45,9 +56,23 @@ export function createServer(deps: ServerDeps): restify.Server {
   guardSynchronousThrows(server);
   const clientIp = clientIpResolver(config.trustedProxies);
 
-  // `first` handlers are synchronous and skip restify's handler chain: the cheapest hook.
+  installRequestObserver({
+    metrics: deps.metrics !== undefined,
+    requestLog: new RequestLog(getLogger('request'), config.observability, clientIp),
+  });
+
+  // `first` handlers are synchronous and skip restify's handler chain: the cheapest hook, and
+  // the one place every request passes, so arrival time, request id and overload shedding live here.
+  const { overload } = deps;
   server.first((req, res) => {
+    const arrived = performance.now();
+    markArrival(req, arrived);
     assignRequestId(req, res);
+    if (overload.shouldShed(arrived) && !isExemptFromOverload(req.url)) {
+      resolveRouteEarly(server, req);
+      overload.reject(req, res);
+      return false;
+    }
     return true;
   });
   if (config.rateLimitPerMinute > 0) {
@@ -57,6 +82,8 @@ export function createServer(deps: ServerDeps): restify.Server {
   }
 
   registerHealthRoutes(server, deps);
+  if (deps.metrics) registerMetricsRoute(server, deps.metrics);
+  registerStatusPage(server, deps);
   registerAccountRoutes(server, {
     users: deps.users,
     tokens: deps.tokens,
@@ -75,7 +102,7 @@ export function createServer(deps: ServerDeps): restify.Server {
       getLogger('auth'),
     ),
   });
-  if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults') });
+  if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults'), db: deps.db });
 
   // Every error of every route, parser, unknown path or wrong method passes here exactly once.
   server.on('restifyError', (req: restify.Request, res: restify.Response, error: unknown, done: () => void) => {

@@ -1,6 +1,6 @@
 // The supervisor reads only what it needs, and never refuses to start over a bad value: it is
 // the one process that must stay up to report on the others. Problems are reported, defaults used.
-import { EnvReader, type Env } from '../config';
+import { EnvReader, type Env, readMetricsSocketDir } from '../config';
 
 export interface SupervisorConfig {
   readonly logDir: string;
@@ -20,6 +20,8 @@ export interface SupervisorConfig {
   readonly stableWindowMs: number;
   /** The supervisor's own PM2 name: its exits are logged, never acted on. */
   readonly ownName: string;
+  /** Where the api workers look for the supervisor's metrics socket; undefined: METRICS_ENABLED=0. */
+  readonly metricsSocketDir: string | undefined;
   readonly problems: readonly string[];
 }
 
@@ -44,6 +46,7 @@ export function loadSupervisorConfig(env: Env = process.env): SupervisorConfig {
     maxRestarts: read.integer('CRASH_LOOP_MAX_RESTARTS', 10, 1, 1000),
     stableWindowMs: read.integer('CRASH_LOOP_WINDOW_MS', 5 * 60 * 1000, 1000, 24 * 3600 * 1000),
     ownName,
+    metricsSocketDir: read.flag('METRICS_ENABLED', true) ? readMetricsSocketDir(read, port) : undefined,
     problems: read.problems,
   };
 }

@@ -5,9 +5,11 @@ import path from 'node:path';
 import { AlertSender } from '../alerts';
 import { Lifecycle } from '../lifecycle';
 import { configureLogging, getLogger } from '../logger';
+import { MetricsSocket } from '../metrics/cluster';
 import { loadSupervisorConfig, type SupervisorConfig } from './config';
 import { HealthWatch } from './healthWatch';
 import { rotateIfLarge } from './logFiles';
+import { createSupervisorRegistry, startCounting } from './metrics';
 import * as pm2 from './pm2';
 import { Supervisor } from './supervisor';
 
@@ -41,7 +43,13 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   lifecycle.onShutdown('disconnect from PM2', async () => pm2.disconnect());
   const supervisor = new Supervisor(config, { stop: pm2.stop }, log, alerts);
   supervisor.attach(await pm2.launchBus());
-  supervisor.describeRunning(await pm2.list());
+  const running = await pm2.list();
+  supervisor.describeRunning(running);
+  startCounting(new Set(running.map((proc) => proc.name ?? '').filter((name) => name !== config.ownName && name !== '')));
+  if (config.metricsSocketDir !== undefined) {
+    const socket = new MetricsSocket(config.metricsSocketDir, config.ownName, createSupervisorRegistry(), log);
+    if (await socket.listen()) lifecycle.onShutdown('close the metrics socket', () => socket.close());
+  }
   log.info(
     `Supervisor started (pid ${process.pid}): crash loop = more than ${config.maxRestarts} restarts of runs ` +
       `under ${Math.round(config.stableWindowMs / 1000)} s; probing ${config.healthUrl} every ${config.healthIntervalMs} ms; ` +

@@ -13,6 +13,7 @@ import type { Logger } from '../logger';
 import { CrashLoopDetector } from './crashLoop';
 import type { SupervisorConfig } from './config';
 import { lastErrorLines, readTail } from './logFiles';
+import { crashLoops, processExits, processRestarts } from './metrics';
 import type { Bus, BusPacket, Pm2Process } from './pm2';
 
 /** What the supervisor needs from PM2, so tests can stand in for it. */
@@ -128,11 +129,13 @@ export class Supervisor {
     // Stopped on purpose (by an operator, by PM2, or by us): not a crash.
     if (proc.status === 'stopping' || this.stoppedByUs.has(proc.name) || String(proc.pm_id).startsWith('_old_')) {
       this.log.info(`${label} exited with code ${code} after ${uptime} (stopped on purpose)`);
+      processExits.inc({ app: proc.name, reason: 'stopped' });
       return;
     }
     const oneShot = proc['autorestart'] === false || proc['autorestart'] === 'false';
     if (oneShot) {
       this.log.info(`${label} (a one-shot job) exited with code ${code} after ${uptime}`);
+      processExits.inc({ app: proc.name, reason: 'completed' });
       return;
     }
     if (proc.name === this.config.ownName) {
@@ -141,6 +144,7 @@ export class Supervisor {
     }
     if (code === 0 && announcedAt !== undefined && Date.now() - announcedAt < CLEAN_EXIT_VALIDITY_MS) {
       this.log.info(`${label} exited cleanly (code 0) after ${uptime}; not restarting it`);
+      processExits.inc({ app: proc.name, reason: 'clean' });
       // Stopping it inside PM2's restart delay cancels the pending restart.
       this.stoppingWorkers.add(key);
       await this.stopQuietly(proc.pm_id, `${label} (clean exit)`);
@@ -148,6 +152,7 @@ export class Supervisor {
     }
 
     const cause = code !== 0 ? `code ${code}` : `signal ${await this.signalOf(proc.name, proc.pm_id)}`;
+    processExits.inc({ app: proc.name, reason: code !== 0 ? 'crash' : 'signal' });
     const verdict = this.detector.recordCrash(proc.name, proc.pm_id, uptimeMs);
     const restarts = proc.restart_time ?? 0;
     if (verdict.tripped) {
@@ -155,6 +160,7 @@ export class Supervisor {
       return;
     }
     const policy = this.detector.policy;
+    processRestarts.inc({ app: proc.name });
     const counted = verdict.wasStable
       ? `a stable run, crash-loop count reset`
       : `short run ${verdict.count} of ${policy.maxRestarts} allowed`;
@@ -175,6 +181,7 @@ export class Supervisor {
       `Last errors: ${errors.length > 0 ? errors.join(' | ') : 'none in backend.log'}`;
     // FATAL is written as a line that begins with CRITICAL (see main.ts's layout).
     this.log.fatal(message);
+    crashLoops.inc({ app });
     void this.alerts.send({
       level: 'CRITICAL',
       app,

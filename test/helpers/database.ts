@@ -20,6 +20,8 @@ export function databaseConfig(database: string): DatabaseConfig {
     retries: 3,
     poolSize: 2,
     healthIntervalMs: 500,
+    // No slow-query warnings in tests unless a test asks for them.
+    slowQueryMs: 0,
   };
 }
 

@@ -7,6 +7,7 @@ import { InvalidTokenError, type TokenService } from '../../auth/tokens';
 import { UsernameTakenError, type UserRepository } from '../../db/users';
 import type { Logger } from '../../logger';
 import type { ClientIpResolver } from '../clientIp';
+import { loginAttempts, rateLimitRejections, registrations } from '../../metrics/counters';
 import { jsonBody } from '../jsonBody';
 import { sendJson } from '../respond';
 import { loginBody, parseBody, registerBody } from '../validation';
@@ -36,6 +37,7 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
     try {
       const user = await users.create({ username: input.username, email: input.email ?? null, passwordHash });
       log.info(`User registered: ${user.username} (id ${user.id})`);
+      registrations.inc({ result: 'created' });
       sendJson(res, 201, { id: user.id, username: user.username });
     } catch (error) {
       if (error instanceof UsernameTakenError) throw taken(input.username, log);
@@ -56,6 +58,8 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
           `retry after ${block.retryAfterSeconds} s`,
       );
       res.setHeader('Retry-After', String(block.retryAfterSeconds));
+      loginAttempts.inc({ result: 'throttled' });
+      rateLimitRejections.inc({ limiter: 'login' });
       throw new TooManyRequestsError('Too many failed login attempts; try again later');
     }
     let user;
@@ -70,12 +74,14 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
     }
     if (!user || !valid) {
       log.warn(`Login failed for user: ${input.username} (${user ? 'wrong password' : 'unknown user'})`);
+      loginAttempts.inc({ result: user ? 'wrong_password' : 'unknown_user' });
       await loginGuard.recordFailure(ip);
       throw new InvalidCredentialsError('Invalid username or password');
     }
     await loginGuard.recordSuccess(input.username, ip);
     const token = await tokens.issue({ userId: user.id, username: user.username });
     log.info(`Login successful for user: ${user.username}`);
+    loginAttempts.inc({ result: 'success' });
     sendJson(res, 200, {
       token,
       expiresIn: tokens.ttlSeconds,
@@ -111,6 +117,7 @@ function bearerToken(req: Request, res: Response): string {
 
 function taken(username: string, log: Logger): ConflictError {
   log.warn(`Registration refused for user: ${username} (name taken)`);
+  registrations.inc({ result: 'taken' });
   return new ConflictError('Username is already taken');
 }
 

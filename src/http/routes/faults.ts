@@ -2,6 +2,7 @@
 // set. Each one breaks the process in one of the ways the service must survive.
 import type { Next, Request, Response, Server } from 'restify';
 import { BadRequestError } from 'restify-errors';
+import type { Database } from '../../db/database';
 import type { Lifecycle } from '../../lifecycle';
 import type { Logger } from '../../logger';
 import { sendJson } from '../respond';
@@ -14,8 +15,11 @@ function numberParam(req: Request, name: string, fallback: number, max: number):
   return value;
 }
 
-export function registerFaultRoutes(server: Server, deps: { lifecycle: Lifecycle; log: Logger }): void {
-  const { lifecycle, log } = deps;
+export function registerFaultRoutes(
+  server: Server,
+  deps: { lifecycle: Lifecycle; log: Logger; db: Pick<Database, 'select'> },
+): void {
+  const { lifecycle, log, db } = deps;
   log.warn('FAULT_INJECTION is on: /__fault routes can crash, hang or stop this process');
 
   // A synchronous throw inside a (non-async) handler: must become a 500, not a dead process.
@@ -67,5 +71,12 @@ export function registerFaultRoutes(server: Server, deps: { lifecycle: Lifecycle
     const ms = numberParam(req, 'ms', 1000, 120_000);
     await new Promise((resolve) => setTimeout(resolve, ms));
     sendJson(res, 200, { fault: 'slow', ms });
+  });
+
+  // A slow database statement (holds a pooled connection for ms milliseconds).
+  server.get('/__fault/slow-query', async (req, res) => {
+    const ms = numberParam(req, 'ms', 1000, 60_000);
+    await db.select('SELECT SLEEP(?) AS slept', [ms / 1000]);
+    sendJson(res, 200, { fault: 'slow-query', ms });
   });
 }

@@ -8,6 +8,7 @@ import type { Lifecycle } from '../../lifecycle';
 import { MAX_RESULT_AGE_MS } from '../../db/monitor';
 import { SharedValue, withDeadline } from '../../util/async';
 import { RETRY_AFTER_SECONDS } from '../errors';
+import type { OverloadState } from '../overload';
 import { sendJson } from '../respond';
 
 /** The contract: every health answer within 1 s. The remainder is margin for the event loop. */
@@ -18,6 +19,8 @@ export interface HealthDeps {
   readonly users: UserRepository;
   readonly lifecycle: Lifecycle;
   readonly version: string;
+  /** The overload guard: while it sheds, /api/status marks the api service unhealthy. */
+  readonly overload?: { readonly state: OverloadState };
 }
 
 const unavailableHeaders = { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Cache-Control': 'no-store' };
@@ -62,13 +65,17 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
         databaseHealthy = false;
       }
     }
+    const overload = deps.overload?.state;
+    const apiHealthy = overload?.overloaded !== true;
     const body = {
-      status: databaseHealthy ? 'ok' : 'degraded',
+      status: databaseHealthy && apiHealthy ? 'ok' : 'degraded',
       timestamp: new Date().toISOString(),
-      services: { database: databaseHealthy ? 'healthy' : 'unhealthy', api: 'healthy' },
+      services: { database: databaseHealthy ? 'healthy' : 'unhealthy', api: apiHealthy ? 'healthy' : 'unhealthy' },
       stats: { total_users: total },
+      // Only while overloaded: what the guard saw (an extra field; the contract's fields keep their shape).
+      ...(apiHealthy ? {} : { overload: overload?.reasons ?? [] }),
     };
-    if (databaseHealthy) sendJson(res, 200, body, okHeaders);
+    if (databaseHealthy && apiHealthy) sendJson(res, 200, body, okHeaders);
     else sendJson(res, 503, body, unavailableHeaders);
   });
 

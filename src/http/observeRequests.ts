@@ -1,0 +1,62 @@
+// Per-request observation without a middleware layer: the `first` handler notes the arrival
+// time, and the response observer (respond.ts) counts and logs each answer as it leaves.
+// Each costs a few property reads and, with metrics on, one Map lookup: no 'finish' listener,
+// no closure per request, no prom-client label hashing.
+import type { Request, Response, Server } from 'restify';
+import { httpRequests, UNMATCHED_ROUTE } from '../metrics/counters';
+import { wasShed } from './overload';
+import { pathOf } from './paths';
+import type { RequestLog } from './requestLog';
+import { observeResponses, requestIdOf } from './respond';
+
+const ARRIVED = Symbol('arrival time (performance.now())');
+type Timed = Request & { [ARRIVED]?: number };
+
+export function markArrival(req: Request, now: number): void {
+  (req as Timed)[ARRIVED] = now;
+}
+
+/** The route template (`/api/users/:id`), or one shared label for anything unmatched. */
+export function routeLabel(req: Request): string {
+  const path = req.getRoute?.()?.path;
+  return path === undefined ? UNMATCHED_ROUTE : String(path);
+}
+
+/** Status codes as label strings, made once. */
+const STATUS_LABELS = Array.from({ length: 600 }, (_, code) => String(code));
+
+export interface ObserverOptions {
+  /** Count and time every request (METRICS_ENABLED). */
+  readonly metrics: boolean;
+  readonly requestLog: RequestLog;
+}
+
+export function installRequestObserver(options: ObserverOptions): void {
+  const { metrics, requestLog } = options;
+  observeResponses((res: Response, status: number) => {
+    const req = res.req as Timed;
+    const arrived = req[ARRIVED];
+    if (arrived === undefined) return;
+    const ms = performance.now() - arrived;
+    const route = routeLabel(req);
+    if (metrics) httpRequests.observe([req.method ?? 'GET', route, STATUS_LABELS[status] ?? String(status)], ms / 1000);
+    if (!wasShed(req)) requestLog.record(req, status, route, ms, requestIdOf(req, res));
+  });
+}
+
+type RouteRegistry = { lookup(method: string, path: string): { route?: unknown } | null | undefined };
+
+/**
+ * restify routes a request only after the `first` handlers; for one answered there (shed by
+ * the overload guard), look its template up anyway so its 503 counts under the right route.
+ */
+export function resolveRouteEarly(server: Server, req: Request): void {
+  try {
+    // restify 12 keeps its routes in the router's private _registry; read-only, labels only.
+    const registry = (server.router as unknown as { _registry?: RouteRegistry })._registry;
+    const found = registry?.lookup(req.method ?? 'GET', pathOf(req.url));
+    if (found?.route) (req as Request & { route?: unknown }).route = found.route;
+  } catch {
+    // The label stays 'unmatched'.
+  }
+}

@@ -1,0 +1,42 @@
+// What the supervisor sees on PM2's bus, as metrics. The supervisor serves them on its own socket
+// in the metrics folder (metrics/cluster.ts), so any api worker's GET /metrics includes them.
+// Counted since the supervisor started.
+import { Counter, Registry } from 'prom-client';
+
+export const processRestarts = new Counter<'app'>({
+  name: 'process_restarts_total',
+  help: 'Processes restarted by PM2 after a crash or a signal death, as the supervisor saw them, by app',
+  labelNames: ['app'],
+  registers: [],
+});
+
+export type ExitReason = 'crash' | 'signal' | 'clean' | 'stopped' | 'completed';
+
+export const processExits = new Counter<'app' | 'reason'>({
+  name: 'process_exits_total',
+  help: 'Process exits by app and reason: crash (non-zero code), signal, clean (deliberate), stopped (by an operator or PM2), completed (one-shot job)',
+  labelNames: ['app', 'reason'],
+  registers: [],
+});
+
+export const crashLoops = new Counter<'app'>({
+  name: 'process_crash_loops_total',
+  help: 'Apps stopped by the supervisor after a crash loop, by app',
+  labelNames: ['app'],
+  registers: [],
+});
+
+/** Series at 0 for the apps PM2 runs, so they exist (and rate() works) before the first event. */
+export function startCounting(apps: Iterable<string>): void {
+  for (const app of apps) {
+    processRestarts.inc({ app }, 0);
+    crashLoops.inc({ app }, 0);
+  }
+}
+
+/** No default process metrics here: those describe the api workers, and the sums would mix. */
+export function createSupervisorRegistry(): Registry {
+  const registry = new Registry();
+  for (const counter of [processRestarts, processExits, crashLoops] as const) registry.registerMetric(counter);
+  return registry;
+}

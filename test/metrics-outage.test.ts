@@ -1,0 +1,94 @@
+// Database metrics while the database is in trouble: the pool gauges follow the connections,
+// retries and failures are counted by error code, and db_up follows the monitor. The outage is
+// a TCP proxy that cuts and refuses connections; the shared MariaDB itself is never touched.
+import test from 'ava';
+import { createTestDatabase, SHARED_DB, type TestDatabase } from './helpers/database';
+import { startFaultProxy, type FaultProxy } from './helpers/faultProxy';
+import { sample } from './helpers/metrics';
+import { startService, type Service } from './helpers/service';
+import { sleep, waitFor } from './helpers/wait';
+
+let db: TestDatabase;
+let proxy: FaultProxy;
+let service: Service;
+
+const user = { username: 'outage-meter', password: 'outage-password' };
+
+test.before(async () => {
+  db = await createTestDatabase('ra_metrics_outage');
+  proxy = await startFaultProxy(SHARED_DB);
+  service = await startService({
+    env: { ...db.env, MYSQL_PORT: String(proxy.port), FAULT_INJECTION: '1', DB_POOL_SIZE: '2' },
+  });
+  await waitFor('a healthy service', async () => (await service.request('/health')).status === 200);
+  const created = await service.request('/api/register', { body: user });
+  if (created.status !== 201) throw new Error(`setup: ${created.text}`);
+});
+
+test.after.always(async () => {
+  await service?.stop();
+  await proxy?.close();
+  await db?.drop();
+});
+
+async function scrape(): Promise<string> {
+  return (await service.request('/metrics')).text;
+}
+
+/** Sum of every sample of a metric whose line starts with `prefix` (e.g. all codes of db_retries_total). */
+function total(text: string, prefix: string): number {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(prefix))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+test.serial('pool gauges show connections in use and requests waiting for one', async (t) => {
+  // Two connections, four slow statements: two run, two wait.
+  const slow = Array.from({ length: 4 }, () => service.request('/__fault/slow-query?ms=800', { timeoutMs: 10_000 }));
+  const busy = await waitFor('a full pool with a queue', async () => {
+    const text = await scrape();
+    return sample(text, 'db_pool_connections{state="in_use"}') === 2 && sample(text, 'db_pool_waiting_requests') === 2
+      ? text
+      : undefined;
+  }, 3000, 50);
+  t.is(sample(busy, 'db_pool_connections{state="idle"}'), 0);
+  t.true((await Promise.all(slow)).every((reply) => reply.status === 200));
+  const idle = await scrape();
+  t.is(sample(idle, 'db_pool_connections{state="in_use"}'), 0);
+  t.is(sample(idle, 'db_pool_waiting_requests'), 0);
+  t.true((sample(idle, 'db_pool_connections{state="idle"}') ?? 0) >= 1);
+});
+
+test.serial('an outage: retries and failures counted by error code, pool emptied, db_up 0, then all back', async (t) => {
+  const before = await scrape();
+  t.is(sample(before, 'db_up{worker="0"}'), 1);
+  const movedBefore = total(before, 'db_retries_total{') + total(before, 'db_failures_total{');
+
+  // Every connection cut, every new one refused.
+  proxy.mode = 'refuse';
+  proxy.dropAll();
+  const replies = [];
+  for (let i = 0; i < 3; i++) {
+    replies.push(await service.request('/api/login', { body: user, timeoutMs: 5000 }));
+    await sleep(50);
+  }
+  t.true(replies.some((reply) => reply.status === 503), replies.map((r) => r.status).join());
+
+  const during = await waitFor('db_up to fall', async () => {
+    const text = await scrape();
+    return sample(text, 'db_up{worker="0"}') === 0 ? text : undefined;
+  }, 3000, 50);
+  const moved = total(during, 'db_retries_total{') + total(during, 'db_failures_total{') - movedBefore;
+  t.true(moved >= 1, `retries and failures moved by ${moved}:\n${during.split('\n').filter((l) => /^db_(retries|failures)/.test(l)).join('\n')}`);
+  t.regex(during, /^db_(retries|failures)_total\{code="(ECONNREFUSED|PROTOCOL_CONNECTION_LOST|ECONNRESET)"\} \d+$/m);
+  t.is(sample(during, 'db_pool_connections{state="idle"}'), 0, 'cut connections leave the pool');
+  t.true((sample(during, 'http_requests_total{method="POST",route="/api/login",status_code="503"}') ?? 0) >= 1);
+
+  proxy.mode = 'pass';
+  await waitFor('/health 200 again', async () => (await service.request('/health')).status === 200, 5000, 50);
+  t.is((await service.request('/api/login', { body: user })).status, 200);
+  const after = await scrape();
+  t.is(sample(after, 'db_up{worker="0"}'), 1);
+  t.true((sample(after, 'db_pool_connections{state="idle"}') ?? 0) >= 1);
+});

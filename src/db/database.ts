@@ -181,7 +181,10 @@ export class Database implements Queryable {
         const done = typeof values === 'function' ? values : (callback ?? (() => undefined));
         this.run(connection, sql, params, false).then(
           (result) => done(null, result),
-          (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+          (error: unknown) => {
+            if (isTransient(error)) this.noteTransientFailure(`lent ${describe(sql)}`, error);
+            done(error instanceof Error ? error : new Error(String(error)));
+          },
         );
       };
       return {
@@ -199,10 +202,25 @@ export class Database implements Queryable {
         }
         this.acquire().then(
           (connection) => callback(null, lend(connection)),
-          (error: unknown) => callback(asOriginalError(error)),
+          (error: unknown) => {
+            const original = asOriginalError(error);
+            if (isTransient(original)) this.noteTransientFailure('connection for a lent statement', original);
+            callback(original);
+          },
         );
       },
     };
+  }
+
+  /**
+   * A transient failure that reached a caller: counted, logged, and the monitor asked to look
+   * now, so the next callers fail fast instead of waiting.
+   */
+  private noteTransientFailure(what: string, error: unknown): void {
+    const code = errorCode(error);
+    this.observer.onFailure?.(code);
+    this.log.error(`Database ${what} failed with ${code}: ${messageOf(error)}`);
+    void this.monitor.check();
   }
 
   /** Stops the monitor, fails whatever waits, and closes the pool within the given bound. */
@@ -242,10 +260,7 @@ export class Database implements Queryable {
       const original = error instanceof PhaseError ? error.original : error;
       const code = errorCode(original);
       if (isTransient(original)) {
-        this.observer.onFailure?.(code);
-        this.log.error(`Database ${describe(label)} failed with ${code}: ${messageOf(original)}`);
-        // Let the monitor confirm quickly, so the next callers fail fast instead of waiting.
-        void this.monitor.check();
+        this.noteTransientFailure(describe(label), original);
         throw new DatabaseUnavailableError(`Database ${code}`, { cause: original });
       }
       if (isSchemaMissing(original)) {

@@ -135,9 +135,15 @@ test('a request Node cannot even parse still gets a JSON 400', async (t) => {
   t.regex(body.requestId, /^[0-9a-f-]{36}$/);
 });
 
-test('successful responses carry a request id too', async (t) => {
-  const reply = await service.request('/livez');
-  t.regex(String(reply.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+test('successful API responses carry a request id too; probes only when they fail', async (t) => {
+  const status = await service.request('/api/status');
+  t.regex(String(status.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+  t.is((await service.request('/livez')).headers['x-request-id'], undefined);
+  // A probe's error is an envelope like any other, with its id in the header and the body.
+  const wrongMethod = await service.request('/health', { method: 'DELETE' });
+  t.is(wrongMethod.status, 405);
+  t.is(wrongMethod.headers['x-request-id'], wrongMethod.body.requestId);
+  t.regex(wrongMethod.body.requestId, /^[0-9a-f-]{36}$/);
 });
 
 test('an unhandled promise rejection is logged and the process keeps serving', async (t) => {

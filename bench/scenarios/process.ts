@@ -1,7 +1,7 @@
 // The process itself: memory at steady load, and the time from spawn to ready.
 import { spawn } from 'node:child_process';
 import { freePort } from '../../test/helpers/ports';
-import { MAIN, ROOT } from '../../test/helpers/service';
+import { MAIN, ROOT, tempDir } from '../../test/helpers/service';
 import { sleep } from '../../test/helpers/wait';
 import { type BenchContext, fixed, type ScenarioResult, BENCH_ENV } from '../lib/context';
 import { median, runLoad } from '../lib/load';
@@ -70,6 +70,7 @@ function spawnToReady(env: Record<string, string>): Promise<number> {
 export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
   const db = await ctx.database('ra_bench_cold');
   const times: number[] = [];
+  const logDir = tempDir('ra-bench-cold-');
   for (let i = 0; i < (ctx.quick ? 2 : 7); i++) {
     const env = {
       PATH: process.env['PATH'] ?? '',
@@ -77,7 +78,7 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
       JWT_SECRET: 'bench-secret-that-is-long-enough-for-hs256-x',
       HOST: '127.0.0.1',
       PORT: String(await freePort()),
-      LOG_DIR: `/tmp/ra-bench-cold-${process.pid}`,
+      LOG_DIR: logDir,
       ...BENCH_ENV,
       ...db.env,
     };

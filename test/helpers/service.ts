@@ -1,6 +1,6 @@
 // Starts the compiled service (dist/) as a real child process on a free loopback port.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports';
@@ -9,6 +9,20 @@ import { waitFor } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+
+// Log folders this helper made. Tests read them after a service stops, so they go only when the
+// test file's process ends (ava gives each file its own process).
+const createdLogDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of createdLogDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary folder removed when this test file's process ends. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  createdLogDirs.push(dir);
+  return dir;
+}
 
 export interface Service {
   readonly url: string;
@@ -35,7 +49,7 @@ export interface StartOptions {
 export async function startService(options: StartOptions = {}): Promise<Service> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first`);
   const port = await freePort();
-  const logDir = options.logDir ?? mkdtempSync(path.join(os.tmpdir(), 'ra-logs-'));
+  const logDir = options.logDir ?? tempDir('ra-logs-');
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
     env: {

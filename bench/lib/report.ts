@@ -1,6 +1,6 @@
 // The results: a table on the terminal, and the same as Markdown and JSON in bench/results/.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ScenarioResult } from './context';
@@ -48,7 +48,10 @@ export function markdown(info: RunInfo, results: readonly ScenarioResult[]): str
 
 export function writeResults(dir: string, info: RunInfo, results: readonly ScenarioResult[]): { md: string; json: string } {
   mkdirSync(dir, { recursive: true });
-  const stem = path.join(dir, info.date.slice(0, 10));
+  // A second run on the same day gets -2, -3…: earlier results stay as they were recorded.
+  const day = path.join(dir, info.date.slice(0, 10));
+  let stem = day;
+  for (let run = 2; existsSync(`${stem}.md`) || existsSync(`${stem}.json`); run++) stem = `${day}-${run}`;
   const md = `${stem}.md`;
   const json = `${stem}.json`;
   writeFileSync(md, markdown(info, results));

@@ -25,7 +25,7 @@ export async function memoryAtLoad(ctx: BenchContext): Promise<ScenarioResult> {
     }
   })();
   // Steady mixed load: status reads and logins (the heaviest path).
-  await Promise.all([
+  const [statusLoad, loginLoad] = await Promise.all([
     runLoad({ url: `${service.url}/api/status`, connections: 48, durationSeconds: seconds }),
     runLoad({
       url: `${service.url}/api/login`,
@@ -41,7 +41,9 @@ export async function memoryAtLoad(ctx: BenchContext): Promise<ScenarioResult> {
   const mb = (bytes: number) => bytes / 1024 / 1024;
   return {
     scenario: 'memory at steady load',
-    measured: `peak RSS per worker ${[...perWorker.values()].map((b) => `${fixed(mb(b))} MB`).join(', ')}`,
+    measured:
+      `peak RSS per worker ${[...perWorker.values()].map((b) => `${fixed(mb(b))} MB`).join(', ')} ` +
+      `at ${fixed(statusLoad.requestsPerSecond)} status reads/s and ${fixed(loginLoad.requestsPerSecond, 1)} logins/s`,
     target: 'under 120 MB per worker',
     pass: peak > 0 && mb(peak) < 120,
     figures: { peakRssMb: mb(peak), workers: perWorker.size },

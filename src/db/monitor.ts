@@ -60,8 +60,9 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
     return this.snapshot.state;
   }
 
-  current(): HealthSnapshot {
-    return this.snapshot;
+  /** The last result if it is no older than MAX_RESULT_AGE_MS (the usual case: pings come twice a second). */
+  freshSnapshot(): HealthSnapshot | undefined {
+    return Date.now() - this.snapshot.checkedAt < MAX_RESULT_AGE_MS ? this.snapshot : undefined;
   }
 
   /**
@@ -69,8 +70,8 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
    * so a storm of probes costs the database one ping.
    */
   fresh(): Promise<HealthSnapshot> {
-    if (Date.now() - this.snapshot.checkedAt < MAX_RESULT_AGE_MS) return Promise.resolve(this.snapshot);
-    return this.check();
+    const snapshot = this.freshSnapshot();
+    return snapshot ? Promise.resolve(snapshot) : this.check();
   }
 
   /** Runs a check now unless one is already under way (a failed query calls this). */

@@ -17,7 +17,7 @@ export function markArrival(req: Request, now: number): void {
 }
 
 /** The route template (`/api/users/:id`), or one shared label for anything unmatched. */
-export function routeLabel(req: Request): string {
+function routeLabel(req: Request): string {
   const path = req.getRoute?.()?.path;
   return path === undefined ? UNMATCHED_ROUTE : String(path);
 }

@@ -10,12 +10,12 @@ import v8 from 'node:v8';
 import type { Request, Response } from 'restify';
 import type { OverloadConfig } from '../config';
 import type { Logger } from '../logger';
-import { MONITORING_ROUTES, type OverloadReason, overloadRejections } from '../metrics/counters';
+import { type OverloadReason, overloadRejections } from '../metrics/counters';
 import { RETRY_AFTER_SECONDS } from './errors';
-import { pathOf } from './paths';
+import { MONITORING_ROUTES, pathOf } from './paths';
 import { requestIdOf, sendJsonBeforeRouting } from './respond';
 
-export const SAMPLE_INTERVAL_MS = 250;
+const SAMPLE_INTERVAL_MS = 250;
 const HISTOGRAM_RESOLUTION_MS = 10;
 
 export interface OverloadState {

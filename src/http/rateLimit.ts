@@ -15,20 +15,16 @@
 //   its own (a client may get up to one limit per worker) instead of refusing everyone.
 import { rateLimitRejections } from '../metrics/counters';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { TooManyRequestsError } from 'restify-errors';
 import type { RequestCountStore } from '../db/requestCounts';
 import type { Logger } from '../logger';
 import type { ClientIpResolver } from './clientIp';
-import { envelopeOf } from './errors';
-import { sendJsonBeforeRouting } from './respond';
+import { RATE_LIMIT_EXEMPT_PATHS, pathOf } from './paths';
+import { requestIdOf, sendJsonBeforeRouting } from './respond';
 
 export const WINDOW_MS = 60_000;
-export const SYNC_INTERVAL_MS = 250;
+const SYNC_INTERVAL_MS = 250;
 
-/** Never limited: monitors, load balancers and scrapers must always get through. */
-const EXEMPT_PATHS = new Set(['/health', '/livez', '/readyz', '/metrics', '/status', '/status/summary']);
-
-export interface RateDecision {
+interface RateDecision {
   readonly allowed: boolean;
   readonly limit: number;
   readonly remaining: number;
@@ -135,14 +131,6 @@ export class SharedRateLimiter {
   }
 }
 
-/** Path without query string or trailing slash, as the router would match it. */
-function pathOf(url: string | undefined): string {
-  const raw = url ?? '/';
-  const end = raw.indexOf('?');
-  const path = end === -1 ? raw : raw.slice(0, end);
-  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
-}
-
 /**
  * A restify `first` handler (the cheapest hook: no handler chain): counts the request, sets the
  * X-RateLimit-* headers once the client is past half of its limit, and answers 429 itself when
@@ -159,7 +147,7 @@ export function rateLimitHandler(
   let resetAt = 0;
   let resetHeader = '';
   return (req, res) => {
-    if (EXEMPT_PATHS.has(pathOf(req.url))) return true;
+    if (RATE_LIMIT_EXEMPT_PATHS.has(pathOf(req.url))) return true;
     const client = clientIp(req);
     const decision = limiter.take(client);
     // The headers are most of the limiter's cost per request (measured: setting them costs more
@@ -178,9 +166,9 @@ export function rateLimitHandler(
 
     rateLimitRejections.inc({ limiter: 'ip' });
     const retryAfter = Math.max(1, Math.ceil((decision.resetAt - Date.now()) / 1000));
-    // Set by the request-id `first` handler, which runs before this one.
-    const requestId = String(res.getHeader('X-Request-Id'));
-    const error = new TooManyRequestsError(`Too many requests; try again in ${retryAfter} s`);
+    const requestId = requestIdOf(req, res);
+    // The envelope is built directly: no Error object (and stack trace) per refused request.
+    const message = `Too many requests; try again in ${retryAfter} s`;
     if (decision.firstRefusal) {
       // Once per client and minute: a flood must not turn into a flood of log lines.
       log.warn(
@@ -193,7 +181,7 @@ export function rateLimitHandler(
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
       headers['Connection'] = 'close';
     }
-    sendJsonBeforeRouting(res, 429, envelopeOf(error, requestId), headers);
+    sendJsonBeforeRouting(res, 429, { code: 'TooManyRequests', message, requestId }, headers);
     return false;
   };
 }

@@ -8,7 +8,8 @@
 import type { Request } from 'restify';
 import type { ObservabilityConfig } from '../config';
 import type { Logger } from '../logger';
-import { MONITORING_ROUTES, UNMATCHED_ROUTE } from '../metrics/counters';
+import { UNMATCHED_ROUTE } from '../metrics/counters';
+import { MONITORING_ROUTES } from './paths';
 import type { ClientIpResolver } from './clientIp';
 import { pathOf } from './paths';
 
@@ -19,7 +20,7 @@ export class RequestLog {
     private readonly log: Logger,
     private readonly options: Pick<ObservabilityConfig, 'requestLogSample' | 'slowRequestMs'>,
     /** The client as the rate limits see it (X-Forwarded-For from trusted proxies only). */
-    private readonly clientIp: ClientIpResolver = (req) => req.socket?.remoteAddress ?? '-',
+    private readonly clientIp: ClientIpResolver,
   ) {}
 
   /** `requestId` is asked for only when a line is written: most probes get none. */
@@ -43,7 +44,6 @@ export class RequestLog {
     return `${req.method ?? '-'} ${target} ${status} ${ms.toFixed(1)} ms id=${requestId()} ip=${this.clientIp(req)}`;
   }
 }
-
 
 function shortened(path: string): string {
   return path.length > MAX_PATH_LENGTH ? `${path.slice(0, MAX_PATH_LENGTH)}…` : path;

@@ -4,7 +4,7 @@
 // socket that is about to close, and always with the security headers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'restify';
-import { pathOf } from './paths';
+import { PROBE_PATHS, pathOf } from './paths';
 import { applySecurityHeaders } from './securityHeaders';
 
 let closeAfterResponse = false;
@@ -68,9 +68,6 @@ function setHeaders(res: ServerResponse, contentType: string, body: string, head
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-
-/** Probes answer often and alone: no request id unless their answer is an error. */
-const PROBE_PATHS: ReadonlySet<string> = new Set(['/health', '/livez', '/readyz', '/metrics']);
 
 /**
  * Takes the caller's X-Request-Id when it is a plain token (so ids follow a request across

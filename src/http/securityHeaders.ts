@@ -19,7 +19,7 @@ const BASE_HEADERS: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /** One year; no includeSubDomains: this service cannot speak for its sibling hosts. */
-export const HSTS_VALUE = 'max-age=31536000';
+const HSTS_VALUE = 'max-age=31536000';
 
 let headers: ReadonlyArray<readonly [string, string]> = BASE_HEADERS;
 

@@ -84,11 +84,12 @@ export function createServer(deps: ServerDeps): restify.Server {
   registerHealthRoutes(server, deps);
   if (deps.metrics) registerMetricsRoute(server, deps.metrics);
   registerStatusPage(server, deps);
+  const authLog = getLogger('auth');
   registerAccountRoutes(server, {
     users: deps.users,
     tokens: deps.tokens,
     maxBodyBytes: config.http.maxBodyBytes,
-    log: getLogger('auth'),
+    log: authLog,
     clientIp,
     loginGuard: new LoginGuard(
       deps.db.lender(),
@@ -99,7 +100,7 @@ export function createServer(deps: ServerDeps): restify.Server {
         maxFailuresPerIpPerDay: config.loginMaxFailuresPerIpPerDay,
         timeoutMs: config.db.queryTimeoutMs,
       },
-      getLogger('auth'),
+      authLog,
     ),
   });
   if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults'), db: deps.db });

@@ -5,20 +5,6 @@
 import { Counter } from 'prom-client';
 import { LazyHistogram } from './lazyHistogram';
 
-/**
- * Routes that monitors, scrapers and the status page poll: never shed by the overload guard,
- * written to the request log at DEBUG when they succeed, left out of the status page's API totals.
- */
-export const MONITORING_ROUTES: ReadonlySet<string> = new Set([
-  '/health',
-  '/livez',
-  '/readyz',
-  '/metrics',
-  '/api/status',
-  '/status',
-  '/status/summary',
-]);
-
 /** Route label of requests that matched no route: one series however many paths are probed. */
 export const UNMATCHED_ROUTE = 'unmatched';
 

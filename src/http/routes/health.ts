@@ -5,7 +5,6 @@ import type { Next, Request, Response, Server } from 'restify';
 import type { Database } from '../../db/database';
 import type { UserRepository } from '../../db/users';
 import type { Lifecycle } from '../../lifecycle';
-import { MAX_RESULT_AGE_MS } from '../../db/monitor';
 import { SharedValue, withDeadline } from '../../util/async';
 import { RETRY_AFTER_SECONDS } from '../errors';
 import type { OverloadState } from '../overload';
@@ -20,12 +19,11 @@ export interface HealthDeps {
   readonly lifecycle: Lifecycle;
   readonly version: string;
   /** The overload guard: while it sheds, /api/status marks the api service unhealthy. */
-  readonly overload?: { readonly state: OverloadState };
+  readonly overload: { readonly state: OverloadState };
 }
 
 // Cache-Control: no-store is on every answer already (securityHeaders.ts).
 const unavailableHeaders = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
-const okHeaders = {};
 
 export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
   const { db, users, lifecycle, version } = deps;
@@ -34,8 +32,8 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
   /** True when the database answered a check no older than 1 s. */
   const databaseUp = (): boolean | Promise<boolean> => {
     // The monitor pings twice a second, so the usual answer is at hand: no promise, no timer.
-    const snapshot = db.monitor.current();
-    if (Date.now() - snapshot.checkedAt < MAX_RESULT_AGE_MS) return snapshot.state === 'up';
+    const snapshot = db.monitor.freshSnapshot();
+    if (snapshot) return snapshot.state === 'up';
     return withDeadline(db.monitor.fresh(), HEALTH_BUDGET_MS).then(
       (fresh) => fresh.state === 'up',
       () => false,
@@ -50,7 +48,7 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
       database: connected ? 'connected' : 'disconnected',
       version,
     };
-    if (status === 'healthy') sendJson(res, 200, body, okHeaders);
+    if (status === 'healthy') sendJson(res, 200, body);
     else sendJson(res, 503, body, unavailableHeaders);
   };
 
@@ -80,23 +78,23 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
         databaseHealthy = false;
       }
     }
-    const overload = deps.overload?.state;
-    const apiHealthy = overload?.overloaded !== true;
+    const overload = deps.overload.state;
+    const apiHealthy = !overload.overloaded;
     const body = {
       status: databaseHealthy && apiHealthy ? 'ok' : 'degraded',
       timestamp: new Date().toISOString(),
       services: { database: databaseHealthy ? 'healthy' : 'unhealthy', api: apiHealthy ? 'healthy' : 'unhealthy' },
       stats: { total_users: total },
       // Only while overloaded: what the guard saw (an extra field; the contract's fields keep their shape).
-      ...(apiHealthy ? {} : { overload: overload?.reasons ?? [] }),
+      ...(apiHealthy ? {} : { overload: overload.reasons }),
     };
-    if (databaseHealthy && apiHealthy) sendJson(res, 200, body, okHeaders);
+    if (databaseHealthy && apiHealthy) sendJson(res, 200, body);
     else sendJson(res, 503, body, unavailableHeaders);
   });
 
   // Liveness: answering at all proves the event loop turns; the database is not our liveness.
   server.get('/livez', (_req: Request, res: Response, next: Next) => {
-    sendJson(res, 200, { status: 'alive', uptime: Math.round(process.uptime()) }, okHeaders);
+    sendJson(res, 200, { status: 'alive', uptime: Math.round(process.uptime()) });
     next();
   });
 
@@ -109,7 +107,7 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
     if (lifecycle.state !== 'ready') reasons.push('starting');
     if (!(await databaseUp())) reasons.push('database unreachable');
     else if (!db.schemaReady) reasons.push('migrations pending');
-    if (reasons.length === 0) sendJson(res, 200, { status: 'ready' }, okHeaders);
+    if (reasons.length === 0) sendJson(res, 200, { status: 'ready' });
     else sendJson(res, 503, { status: 'not_ready', reasons }, unavailableHeaders);
   });
 }

@@ -5,6 +5,6 @@ import { sendBody } from '../respond';
 
 export function registerMetricsRoute(server: Server, metrics: ClusterMetrics): void {
   server.get('/metrics', async (_req, res) => {
-    sendBody(res, 200, metrics.contentType, await metrics.text(), { 'Cache-Control': 'no-store' });
+    sendBody(res, 200, metrics.contentType, await metrics.text());
   });
 }

@@ -8,6 +8,7 @@ import { migrate, MigrationError } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLogging, getLogger } from '../src/logger';
 import * as pm2 from '../src/supervisor/pm2';
+import { localUrl } from '../src/util/healthProbe';
 import {
   appNames,
   assertPortFree,
@@ -15,7 +16,6 @@ import {
   configFor,
   ECOSYSTEM_FILE,
   ensureJwtSecret,
-  localUrl,
   OperatorError,
   prepareDaemonEnvironment,
   runScript,

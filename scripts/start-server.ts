@@ -4,12 +4,12 @@
 //
 //   npm run dev          npx tsx scripts/start-server.ts
 import * as pm2 from '../src/supervisor/pm2';
+import { localUrl } from '../src/util/healthProbe';
 import {
   appNames,
   assertPortFree,
   configFor,
   ECOSYSTEM_FILE,
-  localUrl,
   prepareDaemonEnvironment,
   runScript,
   step,

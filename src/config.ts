@@ -1,7 +1,6 @@
 // The environment, read once into one typed, validated, frozen object.
 // Every problem is collected first so one message can name every bad variable.
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -294,7 +293,7 @@ function readInstances(read: EnvReader, mode: RunMode): number | 'max' {
 
 /** This process's share of the machine's cores, at least one. */
 function coresPerWorker(instances: number | 'max'): number {
-  const cores = availableParallelism();
+  const cores = os.availableParallelism();
   return instances === 'max' ? 1 : Math.max(1, Math.ceil(cores / instances));
 }
 
@@ -306,22 +305,30 @@ function readTls(read: EnvReader): Config['tls'] {
     read.problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
     return undefined;
   }
-  const cert = readPem(read, 'TLS_CERT_FILE', certFile, (pem) => new X509Certificate(pem));
-  const key = readPem(read, 'TLS_KEY_FILE', keyFile, (pem) => createPrivateKey(pem));
+  const cert = readPem(read, 'TLS_CERT_FILE', certFile, 'certificate', (pem) => new X509Certificate(pem));
+  const key = readPem(read, 'TLS_KEY_FILE', keyFile, 'private key', (pem) => createPrivateKey(pem));
   if (cert === undefined || key === undefined) return undefined;
+  let matches: boolean;
   try {
-    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
-      read.problems.push(`TLS_KEY_FILE (${keyFile}) is not the private key of the certificate in TLS_CERT_FILE (${certFile})`);
-      return undefined;
-    }
+    matches = cert.parsed.checkPrivateKey(key.parsed);
   } catch {
-    // Already reported by readPem.
+    matches = false; // a key of a kind the certificate cannot be checked against is not its key
   }
-  return { certFile, keyFile, cert, key };
+  if (!matches) {
+    read.problems.push(`TLS_KEY_FILE (${keyFile}) is not the private key of the certificate in TLS_CERT_FILE (${certFile})`);
+    return undefined;
+  }
+  return { certFile, keyFile, cert: cert.pem, key: key.pem };
 }
 
-/** The file's text, checked by `parse`; a missing, unreadable or malformed file is named with its variable. */
-function readPem(read: EnvReader, name: string, file: string, parse: (pem: string) => unknown): string | undefined {
+/** The file's text and what `parse` made of it; a missing, unreadable or malformed file is named with its variable. */
+function readPem<T>(
+  read: EnvReader,
+  name: string,
+  file: string,
+  holds: string,
+  parse: (pem: string) => T,
+): { pem: string; parsed: T } | undefined {
   let pem: string;
   try {
     pem = readFileSync(file, 'utf8');
@@ -331,12 +338,11 @@ function readPem(read: EnvReader, name: string, file: string, parse: (pem: strin
     return undefined;
   }
   try {
-    parse(pem);
+    return { pem, parsed: parse(pem) };
   } catch {
-    read.problems.push(`${name} (${file}) does not hold a valid PEM ${name === 'TLS_KEY_FILE' ? 'private key' : 'certificate'}`);
+    read.problems.push(`${name} (${file}) does not hold a valid PEM ${holds}`);
     return undefined;
   }
-  return pem;
 }
 
 function readTrustedProxies(read: EnvReader): string[] {
@@ -346,6 +352,20 @@ function readTrustedProxies(read: EnvReader): string[] {
   const { problems } = parseTrustedProxies(entries);
   if (problems.length > 0) read.problems.push(`TRUSTED_PROXIES: ${problems.join(', ')}`);
   return entries;
+}
+
+/** backend.log's folder, size bound and number of rotated files. Read by the supervisor too. */
+export function readLogFiles(read: EnvReader): { dir: string; maxBytes: number; backups: number } {
+  return {
+    dir: read.string('LOG_DIR', 'logs'),
+    maxBytes: read.integer('LOG_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3),
+    backups: read.integer('LOG_BACKUPS', 5, 1, 100),
+  };
+}
+
+/** Where alerts are POSTed (undefined: alerts off). Read by the supervisor too. */
+export function readAlertWebhookUrl(read: EnvReader): string | undefined {
+  return read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href;
 }
 
 /**
@@ -370,10 +390,8 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     db: readDatabase(read),
     log: {
-      dir: read.string('LOG_DIR', 'logs'),
+      ...readLogFiles(read),
       level: read.oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
-      maxBytes: read.integer('LOG_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3),
-      backups: read.integer('LOG_BACKUPS', 5, 1, 100),
       console: mode === 'development',
     },
     jwt: {
@@ -386,7 +404,7 @@ export function loadConfig(env: Env = process.env): Config {
       read.raw('PASSWORD_HASH_CONCURRENCY') === undefined
         ? coresPerWorker(apiInstances)
         : read.integer('PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
-    alertWebhookUrl: read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href,
+    alertWebhookUrl: readAlertWebhookUrl(read),
     tls: readTls(read),
     rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 100_000_000),
     loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 10_000),

@@ -3,7 +3,7 @@
 // Every process appends whole lines to the same file (O_APPEND keeps them whole).
 // Rotating one file from several processes is not safe, so exactly one party rotates:
 // - alone (no PM2): log4js rolls the file itself by size;
-// - under PM2: the supervisor app renames the file (see supervisor/logRotation.ts) and each
+// - under PM2: the supervisor app renames the file (see supervisor/logFiles.ts) and each
 //   process notices the new inode within a second and reopens (the `reopening-file` appender).
 import { appendFileSync, mkdirSync, stat } from 'node:fs';
 import path from 'node:path';

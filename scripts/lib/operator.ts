@@ -2,12 +2,11 @@
 // turn a failure into one clear message and a non-zero exit.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type Config, ConfigError, loadConfig } from '../../src/config';
+import { type HealthAnswer, probeHealth } from '../../src/util/healthProbe';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
@@ -107,30 +106,10 @@ export function assertPortFree(host: string, port: number): Promise<void> {
   });
 }
 
-export function localUrl(host: string, port: number, tls: boolean): string {
-  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `${tls ? 'https' : 'http'}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
-}
-
-/** GET /health once: its status code, or 0 when nothing answered. */
-export function probeHealth(baseUrl: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const client = baseUrl.startsWith('https:') ? https : http;
-    const req = client.get(`${baseUrl}/health`, { timeout: 2000, rejectUnauthorized: false, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve({ status: 0, body: '' }));
-  });
-}
-
 /** Waits until /health answers 200; returns the last answer either way. */
-export async function waitForHealth(baseUrl: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+export async function waitForHealth(baseUrl: string, timeoutMs: number): Promise<HealthAnswer> {
   const deadline = Date.now() + timeoutMs;
-  let last = { status: 0, body: '' };
+  let last: HealthAnswer = { status: 0, body: '' };
   while (Date.now() < deadline) {
     last = await probeHealth(baseUrl);
     if (last.status === 200) return last;

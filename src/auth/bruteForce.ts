@@ -19,6 +19,7 @@ import { RateLimiterMySQL, RateLimiterRes } from 'rate-limiter-flexible';
 import type { ConnectionLender } from '../db/database';
 import { DatabaseUnavailableError } from '../db/errors';
 import type { Logger } from '../logger';
+import { DeadlineError, withDeadline } from '../util/async';
 
 export interface LoginGuardSettings {
   /** Consecutive failures per username and IP before the pair is blocked. */
@@ -36,7 +37,7 @@ export interface LoginBlock {
   readonly retryAfterSeconds: number;
 }
 
-export const LOGIN_LIMITS_TABLE = 'login_limits';
+const LOGIN_LIMITS_TABLE = 'login_limits';
 const DAY_SECONDS = 24 * 3600;
 
 /**
@@ -143,22 +144,10 @@ export class LoginGuard {
    */
   private call<T>(operation: Promise<T>): Promise<T> {
     const { timeoutMs } = this.settings;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new DatabaseUnavailableError(`Login limiter store: no answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      operation.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          if (error instanceof RateLimiterRes || error instanceof DatabaseUnavailableError) reject(error);
-          else reject(new DatabaseUnavailableError(`Login limiter store failed: ${describe(error)}`, { cause: error }));
-        },
-      );
+    return withDeadline(operation, timeoutMs).catch((error: unknown) => {
+      if (error instanceof RateLimiterRes || error instanceof DatabaseUnavailableError) throw error;
+      if (error instanceof DeadlineError) throw new DatabaseUnavailableError(`Login limiter store: no answer within ${timeoutMs} ms`);
+      throw new DatabaseUnavailableError(`Login limiter store failed: ${describe(error)}`, { cause: error });
     });
   }
 }

@@ -4,7 +4,7 @@
 // On our own threads it costs one arena each, and the number of them bounds the concurrency.
 import { Worker } from 'node:worker_threads';
 
-export interface ScryptJob {
+interface ScryptJob {
   readonly password: string;
   readonly salt: Buffer;
   readonly keyLength: number;
@@ -35,6 +35,7 @@ interface Pending {
 
 class HashThread {
   private worker: Worker;
+  private closing = false;
   current: Pending | undefined;
 
   constructor(private readonly onIdle: (thread: HashThread) => void) {
@@ -44,6 +45,12 @@ class HashThread {
   run(task: Pending): void {
     this.current = task;
     this.worker.postMessage(task.job);
+  }
+
+  /** Ends the thread for good; a job still running on it fails. */
+  close(): void {
+    this.closing = true;
+    void this.worker.terminate();
   }
 
   private spawn(): Worker {
@@ -59,7 +66,7 @@ class HashThread {
     worker.on('exit', () => {
       // A thread that died (it should not) is replaced; its job fails rather than hangs.
       this.finish()?.reject(new Error('scrypt thread exited'));
-      this.worker = this.spawn();
+      if (!this.closing) this.worker = this.spawn();
     });
     return worker;
   }
@@ -73,11 +80,18 @@ class HashThread {
 }
 
 export class ScryptPool {
+  private readonly threads: HashThread[] = [];
   private readonly idle: HashThread[] = [];
   private readonly queue: Pending[] = [];
 
   constructor(size: number) {
-    for (let i = 0; i < Math.max(1, size); i++) this.idle.push(new HashThread((thread) => this.next(thread)));
+    for (let i = 0; i < Math.max(1, size); i++) this.threads.push(new HashThread((thread) => this.next(thread)));
+    this.idle.push(...this.threads);
+  }
+
+  /** Ends every thread: for a pool being replaced by one of another size. */
+  close(): void {
+    for (const thread of this.threads) thread.close();
   }
 
   derive(job: ScryptJob): Promise<Buffer> {

@@ -11,15 +11,19 @@ const PARALLELISM = 1;
 /** log2 of scrypt's N: 2^14 costs about 40 ms here, Node's default and a common choice. */
 export const DEFAULT_COST_LOG2 = 14;
 
+let concurrency = 1;
+// Made at the first hash: a worker that never sees a login or registration starts no thread.
 let pool: ScryptPool | undefined;
 
 /** How many hashes this process computes at once (config.passwordHashConcurrency). */
 export function setHashConcurrency(limit: number): void {
-  pool = new ScryptPool(limit);
+  concurrency = limit;
+  pool?.close();
+  pool = undefined;
 }
 
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  pool ??= new ScryptPool(1);
+  pool ??= new ScryptPool(concurrency);
   return pool.derive({ password: password.normalize('NFC'), salt, keyLength: KEY_LENGTH, n, r, p });
 }
 

@@ -39,7 +39,7 @@ export interface DatabaseObserver {
 type Callback = (error: Error | null, result?: unknown) => void;
 
 /** A pooled connection as lent to a library: statements with values, a rollback, a release. */
-export interface LentConnection {
+interface LentConnection {
   query(sql: string, values: Params | Callback, callback?: Callback): void;
   rollback(callback?: Callback): void;
   release(): void;
@@ -251,7 +251,8 @@ export class Database implements Queryable {
             this.log.warn(`Database ${describe(label)} failed with ${code} (attempt ${failed} of ${attempts}); retrying`);
           },
         },
-        async () => {
+        () => {
+          // A throw here becomes a rejection in withRetry, which runs every attempt inside a promise.
           if (!this.available) throw new PhaseError('connect', new DatabaseUnavailableError());
           return attempt();
         },

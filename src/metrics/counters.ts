@@ -22,59 +22,64 @@ export const dbQueries = new LazyHistogram(
   ['result'],
 );
 
-export const loginAttempts = new Counter<'result'>({
-  name: 'auth_login_attempts_total',
-  help: 'Login attempts that reached a verdict, by result: success, wrong_password, unknown_user, throttled',
-  labelNames: ['result'],
-  registers: [],
-});
+const counters: Array<Counter<string>> = [];
 
-export const registrations = new Counter<'result'>({
-  name: 'auth_registrations_total',
-  help: 'Registrations by result: created, taken (name already in use)',
-  labelNames: ['result'],
-  registers: [],
-});
+/**
+ * A counter of events by one label. Known label values start at 0, so a series exists (and
+ * rate() works) before the first event.
+ */
+function eventCounter<L extends string>(name: string, help: string, label: L, known: readonly string[] = []): Counter<L> {
+  const counter = new Counter<L>({ name, help, labelNames: [label], registers: [] });
+  for (const value of known) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
+  counters.push(counter);
+  return counter;
+}
+
+export const loginAttempts = eventCounter(
+  'auth_login_attempts_total',
+  'Login attempts that reached a verdict, by result: success, wrong_password, unknown_user, throttled',
+  'result',
+  ['success', 'wrong_password', 'unknown_user', 'throttled'],
+);
+
+export const registrations = eventCounter(
+  'auth_registrations_total',
+  'Registrations by result: created, taken (name already in use)',
+  'result',
+  ['created', 'taken'],
+);
 
 /**
  * For the rate limiters: `rateLimitRejections.inc({ limiter: 'ip' })` for a request refused by
  * the per-IP limit, `{ limiter: 'login' }` for a login refused by brute-force protection (which
  * also counts `loginAttempts.inc({ result: 'throttled' })`).
  */
-export const rateLimitRejections = new Counter<'limiter'>({
-  name: 'http_rate_limit_rejections_total',
-  help: 'Requests answered 429 by a rate limiter, by limiter',
-  labelNames: ['limiter'],
-  registers: [],
-});
+export const rateLimitRejections = eventCounter(
+  'http_rate_limit_rejections_total',
+  'Requests answered 429 by a rate limiter, by limiter',
+  'limiter',
+  ['ip', 'login'],
+);
 
-export const dbRetries = new Counter<'code'>({
-  name: 'db_retries_total',
-  help: 'Database attempts that failed transiently and were retried, by error code',
-  labelNames: ['code'],
-  registers: [],
-});
+export const dbRetries = eventCounter(
+  'db_retries_total',
+  'Database attempts that failed transiently and were retried, by error code',
+  'code',
+);
 
-export const dbFailures = new Counter<'code'>({
-  name: 'db_failures_total',
-  help: 'Database operations that failed for good after their retries (answered 503), by error code',
-  labelNames: ['code'],
-  registers: [],
-});
+export const dbFailures = eventCounter(
+  'db_failures_total',
+  'Database operations that failed for good after their retries (answered 503), by error code',
+  'code',
+);
 
 export type OverloadReason = 'event_loop_delay' | 'heap' | 'db_pool_queue';
 
-export const overloadRejections = new Counter<'reason'>({
-  name: 'api_overload_rejections_total',
-  help: 'Requests answered 503 by the overload guard, by the limit that was passed',
-  labelNames: ['reason'],
-  registers: [],
-});
+export const overloadRejections = eventCounter(
+  'api_overload_rejections_total',
+  'Requests answered 503 by the overload guard, by the limit that was passed',
+  'reason',
+  ['event_loop_delay', 'heap', 'db_pool_queue'] satisfies OverloadReason[],
+);
 
-// Known label values start at 0, so a series exists (and rate() works) before the first event.
-for (const result of ['success', 'wrong_password', 'unknown_user', 'throttled']) loginAttempts.inc({ result }, 0);
-for (const result of ['created', 'taken']) registrations.inc({ result }, 0);
-for (const limiter of ['ip', 'login']) rateLimitRejections.inc({ limiter }, 0);
-for (const reason of ['event_loop_delay', 'heap', 'db_pool_queue'] satisfies OverloadReason[]) overloadRejections.inc({ reason }, 0);
-
-export const eventCounters: ReadonlyArray<Counter<string>> = [loginAttempts, registrations, rateLimitRejections, dbRetries, dbFailures, overloadRejections];
+export const eventCounters: ReadonlyArray<Counter<string>> = counters;

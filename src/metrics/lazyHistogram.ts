@@ -5,12 +5,12 @@
 import type { Aggregator, Metric, Registry } from 'prom-client';
 
 /** prom-client's default buckets, in seconds. */
-export const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export type Labels = Record<string, string>;
+type Labels = Record<string, string>;
 
 /** One value of a metric as prom-client's registry reads it. */
-export interface SampleValue {
+interface SampleValue {
   readonly value: number;
   readonly labels: Labels;
   readonly metricName?: string;

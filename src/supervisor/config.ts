@@ -1,6 +1,7 @@
 // The supervisor reads only what it needs, and never refuses to start over a bad value: it is
 // the one process that must stay up to report on the others. Problems are reported, defaults used.
-import { EnvReader, type Env, readMetricsSocketDir } from '../config';
+import { EnvReader, type Env, readAlertWebhookUrl, readLogFiles, readMetricsSocketDir } from '../config';
+import { localUrl } from '../util/healthProbe';
 
 export interface SupervisorConfig {
   readonly logDir: string;
@@ -11,8 +12,8 @@ export interface SupervisorConfig {
   readonly alertWebhookUrl: string | undefined;
   /** Bound on one webhook attempt. */
   readonly alertTimeoutMs: number;
-  /** Where to probe /health: the api app on this host. */
-  readonly healthUrl: string;
+  /** The api app on this host, as probed (its /health). */
+  readonly serviceUrl: string;
   readonly healthIntervalMs: number;
   /** Consecutive failed probes before the service counts as unhealthy. */
   readonly healthFailuresBeforeAlert: number;
@@ -30,17 +31,16 @@ export function loadSupervisorConfig(env: Env = process.env): SupervisorConfig {
   const host = read.string('HOST', '127.0.0.1');
   const port = read.integer('PORT', 8000, 1, 65535);
   const tls = read.raw('TLS_CERT_FILE') !== undefined && read.raw('TLS_KEY_FILE') !== undefined;
-  // A wildcard listen address is probed on loopback.
-  const probeHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const ownName = read.string('name', 'supervisor');
+  const logFiles = readLogFiles(read);
   return {
-    logDir: read.string('LOG_DIR', 'logs'),
-    logMaxBytes: read.integer('LOG_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3),
-    logBackups: read.integer('LOG_BACKUPS', 5, 1, 100),
+    logDir: logFiles.dir,
+    logMaxBytes: logFiles.maxBytes,
+    logBackups: logFiles.backups,
     logRotateCheckMs: read.integer('LOG_ROTATE_CHECK_MS', 10_000, 100, 3_600_000),
-    alertWebhookUrl: read.url('ALERT_WEBHOOK_URL', ['http:', 'https:'])?.href,
+    alertWebhookUrl: readAlertWebhookUrl(read),
     alertTimeoutMs: read.integer('ALERT_TIMEOUT_MS', 5000, 100, 60_000),
-    healthUrl: `${tls ? 'https' : 'http'}://${probeHost}:${port}/health`,
+    serviceUrl: localUrl(host, port, tls),
     healthIntervalMs: read.integer('HEALTH_CHECK_INTERVAL_MS', 5000, 100, 3_600_000),
     healthFailuresBeforeAlert: read.integer('HEALTH_ALERT_AFTER', 2, 1, 100),
     maxRestarts: read.integer('CRASH_LOOP_MAX_RESTARTS', 10, 1, 1000),

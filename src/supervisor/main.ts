@@ -52,11 +52,11 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   }
   log.info(
     `Supervisor started (pid ${process.pid}): crash loop = more than ${config.maxRestarts} restarts of runs ` +
-      `under ${Math.round(config.stableWindowMs / 1000)} s; probing ${config.healthUrl} every ${config.healthIntervalMs} ms; ` +
+      `under ${Math.round(config.stableWindowMs / 1000)} s; probing ${config.serviceUrl}/health every ${config.healthIntervalMs} ms; ` +
       `alerts ${alerts.configured ? 'to the webhook' : 'off (no ALERT_WEBHOOK_URL)'}`,
   );
 
-  const health = new HealthWatch(config.healthUrl, config.healthIntervalMs, config.healthFailuresBeforeAlert);
+  const health = new HealthWatch(config.serviceUrl, config.healthIntervalMs, config.healthFailuresBeforeAlert);
   health.on('unhealthy', (reason) => {
     log.error(`Service unhealthy: ${reason}`);
     void alerts.send({ level: 'ERROR', app: 'api', event: 'health_unhealthy', message: `Service unhealthy: ${reason}` });

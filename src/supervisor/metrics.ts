@@ -10,14 +10,19 @@ export const processRestarts = new Counter<'app'>({
   registers: [],
 });
 
-export type ExitReason = 'crash' | 'signal' | 'clean' | 'stopped' | 'completed';
+type ExitReason = 'crash' | 'signal' | 'clean' | 'stopped' | 'completed';
 
-export const processExits = new Counter<'app' | 'reason'>({
+const processExits = new Counter<'app' | 'reason'>({
   name: 'process_exits_total',
   help: 'Process exits by app and reason: crash (non-zero code), signal, clean (deliberate), stopped (by an operator or PM2), completed (one-shot job)',
   labelNames: ['app', 'reason'],
   registers: [],
 });
+
+/** One exit of a process of `app`, by why it happened. */
+export function countExit(app: string, reason: ExitReason): void {
+  processExits.inc({ app, reason });
+}
 
 export const crashLoops = new Counter<'app'>({
   name: 'process_crash_loops_total',

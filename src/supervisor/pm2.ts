@@ -36,8 +36,6 @@ export const stop = (target: string | number): Promise<void> =>
   call((done) => pm2.stop(target, (error) => done(error ?? null)));
 export const remove = (target: string | number): Promise<void> =>
   call((done) => pm2.delete(target, (error) => done(error ?? null)));
-export const reload = (target: string | number): Promise<void> =>
-  call((done) => pm2.reload(target, (error) => done(error ?? null)));
 export const killDaemon = (): Promise<void> => call((done) => pm2.killDaemon((error) => done(error ?? null)));
 export const launchBus = (): Promise<Bus> =>
   call((done) => pm2.launchBus((error, bus) => done(error ?? null, bus as unknown as Bus)));

@@ -13,7 +13,7 @@ import type { Logger } from '../logger';
 import { CrashLoopDetector } from './crashLoop';
 import type { SupervisorConfig } from './config';
 import { lastErrorLines, readTail } from './logFiles';
-import { crashLoops, processExits, processRestarts } from './metrics';
+import { countExit, crashLoops, processRestarts } from './metrics';
 import type { Bus, BusPacket, Pm2Process } from './pm2';
 
 /** What the supervisor needs from PM2, so tests can stand in for it. */
@@ -109,9 +109,10 @@ export class Supervisor {
 
   private async onExit(packet: BusPacket): Promise<void> {
     const proc = packet.process;
+    const key = workerKey(proc.name, proc.pm_id);
     // The echo of our own stop after a clean exit: already reported.
-    if (this.stoppingWorkers.delete(workerKey(proc.name, proc.pm_id))) return;
-    const run = `${workerKey(proc.name, proc.pm_id)}@${proc.pm_uptime ?? 0}`;
+    if (this.stoppingWorkers.delete(key)) return;
+    const run = `${key}@${proc.pm_uptime ?? 0}`;
     if (this.handledRuns.has(run)) return;
     this.handledRuns.add(run);
     if (this.handledRuns.size > 1000) this.handledRuns.delete(this.handledRuns.values().next().value ?? '');
@@ -119,7 +120,6 @@ export class Supervisor {
     const uptimeMs = proc.pm_uptime ? Math.max(0, at - proc.pm_uptime) : 0;
     const code = proc.exit_code ?? 0;
     const uptime = `${(uptimeMs / 1000).toFixed(1)} s`;
-    const key = workerKey(proc.name, proc.pm_id);
     const announcedAt = this.cleanExits.get(key);
     this.cleanExits.delete(key);
     const pid = this.pids.get(key);
@@ -129,13 +129,13 @@ export class Supervisor {
     // Stopped on purpose (by an operator, by PM2, or by us): not a crash.
     if (proc.status === 'stopping' || this.stoppedByUs.has(proc.name) || String(proc.pm_id).startsWith('_old_')) {
       this.log.info(`${label} exited with code ${code} after ${uptime} (stopped on purpose)`);
-      processExits.inc({ app: proc.name, reason: 'stopped' });
+      countExit(proc.name, 'stopped');
       return;
     }
     const oneShot = proc['autorestart'] === false || proc['autorestart'] === 'false';
     if (oneShot) {
       this.log.info(`${label} (a one-shot job) exited with code ${code} after ${uptime}`);
-      processExits.inc({ app: proc.name, reason: 'completed' });
+      countExit(proc.name, 'completed');
       return;
     }
     if (proc.name === this.config.ownName) {
@@ -144,7 +144,7 @@ export class Supervisor {
     }
     if (code === 0 && announcedAt !== undefined && Date.now() - announcedAt < CLEAN_EXIT_VALIDITY_MS) {
       this.log.info(`${label} exited cleanly (code 0) after ${uptime}; not restarting it`);
-      processExits.inc({ app: proc.name, reason: 'clean' });
+      countExit(proc.name, 'clean');
       // Stopping it inside PM2's restart delay cancels the pending restart.
       this.stoppingWorkers.add(key);
       await this.stopQuietly(proc.pm_id, `${label} (clean exit)`);
@@ -152,7 +152,7 @@ export class Supervisor {
     }
 
     const cause = code !== 0 ? `code ${code}` : `signal ${await this.signalOf(proc.name, proc.pm_id)}`;
-    processExits.inc({ app: proc.name, reason: code !== 0 ? 'crash' : 'signal' });
+    countExit(proc.name, code !== 0 ? 'crash' : 'signal');
     const verdict = this.detector.recordCrash(proc.name, proc.pm_id, uptimeMs);
     const restarts = proc.restart_time ?? 0;
     if (verdict.tripped) {
@@ -179,7 +179,7 @@ export class Supervisor {
       `${app} stopped: crash loop after ${restarts} restarts each shorter than ${windowSeconds} s ` +
       `(worker ${worker}; ${detail}). It stays stopped until an operator starts it again. ` +
       `Last errors: ${errors.length > 0 ? errors.join(' | ') : 'none in backend.log'}`;
-    // FATAL is written as a line that begins with CRITICAL (see main.ts's layout).
+    // FATAL is written as a line that begins with CRITICAL (see logger.ts's layout).
     this.log.fatal(message);
     crashLoops.inc({ app });
     void this.alerts.send({

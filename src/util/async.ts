@@ -1,4 +1,4 @@
-// Small promise helpers shared by the health checks.
+// Small promise helpers shared by the health checks and the login limiter.
 
 export class DeadlineError extends Error {
   constructor(readonly ms: number) {
@@ -7,7 +7,10 @@ export class DeadlineError extends Error {
   }
 }
 
-/** Settles like `promise`, or rejects with DeadlineError after `ms`. */
+/**
+ * Settles like `promise`, or rejects with DeadlineError after `ms`. A rejection passes through
+ * as it is, Error or not (rate-limiter-flexible rejects with a plain RateLimiterRes).
+ */
 export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   if (ms <= 0) return Promise.reject(new DeadlineError(ms));
   return new Promise((resolve, reject) => {
@@ -19,7 +22,7 @@ export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
       (error: unknown) => {
         clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
+        reject(error);
       },
     );
   });

@@ -12,6 +12,7 @@ export class HealthWatch extends EventEmitter<HealthWatchEvents> {
   private state: 'unknown' | 'healthy' | 'unhealthy' = 'unknown';
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
 
   constructor(
     /** The service's base URL (localUrl); /health is appended. */
@@ -23,7 +24,11 @@ export class HealthWatch extends EventEmitter<HealthWatchEvents> {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    // One probe at a time: with an interval shorter than the probe's 2 s timeout, overlapping
+    // probes of one outage would each count as a failure.
+    this.timer = setInterval(() => {
+      this.checking ??= this.check().finally(() => (this.checking = undefined));
+    }, this.intervalMs);
     this.timer.unref();
   }
 

@@ -2,13 +2,11 @@
 import { ConfigError, loadConfig } from '../src/config';
 import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLogging, getLogger, shutdownLogging } from '../src/logger';
-import { registerSecret } from '../src/redact';
+import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
 
 async function run(): Promise<void> {
   const config = loadConfig();
-  configureLogging({ ...config.log, console: false });
-  registerSecret(config.db.password);
+  configureLoggingFor(config, false);
   const log = getLogger('migrations');
   const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
   const options = migrationOptions(config, getLogger('backup'));

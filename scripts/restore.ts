@@ -5,8 +5,7 @@ import { DumpRejectedError, type DumpFacts } from '../src/backup/dumpFile';
 import { restoreBackup } from '../src/backup/restore';
 import { ConfigError, loadConfig } from '../src/config';
 import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLogging, getLogger, shutdownLogging } from '../src/logger';
-import { registerSecret } from '../src/redact';
+import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
 
 const USAGE = 'usage: npm run restore -- FILE [--yes]';
 
@@ -39,8 +38,7 @@ async function askToReplace(target: string, file: string, facts: DumpFacts): Pro
 async function run(): Promise<number> {
   const { file, yes } = parseArgs(process.argv.slice(2));
   const config = loadConfig();
-  configureLogging({ ...config.log, console: false });
-  registerSecret(config.db.password);
+  configureLoggingFor(config, false);
   const log = getLogger('restore');
   const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
   const result = await restoreBackup({

@@ -6,7 +6,7 @@
 import { isTransient } from '../src/db/errors';
 import { migrate, MigrationError } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLogging, getLogger } from '../src/logger';
+import { configureLoggingFor, getLogger } from '../src/logger';
 import * as pm2 from '../src/supervisor/pm2';
 import { localUrl } from '../src/util/healthProbe';
 import {
@@ -29,7 +29,7 @@ export async function startProduction(): Promise<void> {
   build();
   ensureJwtSecret();
   const config = configFor('production');
-  configureLogging({ ...config.log, console: false });
+  configureLoggingFor(config, false);
 
   const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
   step(`Applying migrations to ${target}`);

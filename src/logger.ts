@@ -9,8 +9,8 @@ import { appendFileSync, mkdirSync, stat } from 'node:fs';
 import path from 'node:path';
 import { format } from 'node:util';
 import log4js from 'log4js';
-import type { LogLevel } from './config';
-import { redact } from './redact';
+import type { Config, LogLevel } from './config';
+import { redact, registerSecret } from './redact';
 
 export type Logger = log4js.Logger;
 
@@ -106,6 +106,16 @@ const reopeningFileAppender = {
 };
 
 let currentFile: string | undefined;
+
+/**
+ * Logging for a process that has loaded its configuration: the configured files, and the
+ * configuration's secrets known to the redactor before the first line can carry one.
+ */
+export function configureLoggingFor(config: Pick<Config, 'log' | 'db' | 'jwt'>, console = config.log.console): void {
+  configureLogging({ ...config.log, console });
+  registerSecret(config.jwt.secret);
+  registerSecret(config.db.password);
+}
 
 export function configureLogging(options: LoggerOptions): void {
   mkdirSync(options.dir, { recursive: true });

@@ -12,9 +12,8 @@ import { OverloadGuard } from './http/overload';
 import { createServer } from './http/server';
 import { closeConnectionsAfterResponses } from './http/respond';
 import { Lifecycle } from './lifecycle';
-import { configureLogging, getLogger, logFatalSync } from './logger';
+import { configureLogging, configureLoggingFor, getLogger, logFatalSync } from './logger';
 import { startProcessMetrics } from './metrics/start';
-import { registerSecret } from './redact';
 import { version } from './version';
 
 export const DEMO_USER = { username: 'demo', password: 'demo-password' } as const;
@@ -61,10 +60,8 @@ function drainHttp(httpServer: http.Server): Promise<void> {
 
 async function main(): Promise<void> {
   const config = readConfig();
-  configureLogging(config.log);
+  configureLoggingFor(config);
   setHashConcurrency(config.passwordHashConcurrency);
-  registerSecret(config.jwt.secret);
-  registerSecret(config.db.password);
   const log = getLogger('app');
   const lifecycle = new Lifecycle(getLogger('lifecycle'), config.http.shutdownTimeoutMs);
   lifecycle.install();

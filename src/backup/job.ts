@@ -3,8 +3,7 @@
 // Resolves with the exit code; never rejects.
 import { AlertSender } from '../alerts';
 import { type Config, ConfigError, loadConfig } from '../config';
-import { configureLogging, getLogger, logFatalSync } from '../logger';
-import { registerSecret } from '../redact';
+import { configureLogging, configureLoggingFor, getLogger, logFatalSync } from '../logger';
 import { createBackup } from './backup';
 
 type Env = Record<string, string | undefined>;
@@ -36,8 +35,7 @@ function readConfig(env: Env): Config | undefined {
 export async function runBackupJob(env: Env = process.env): Promise<number> {
   const config = readConfig(env);
   if (!config) return EXIT_BAD_CONFIG;
-  configureLogging({ ...config.log, console: false });
-  registerSecret(config.db.password);
+  configureLoggingFor(config, false);
   const log = getLogger('backup');
   if (isFirstLaunchByPm2(env) && !config.backup.onStart) {
     log.info('Backup schedule registered with PM2; the first backup runs at the next scheduled time');

@@ -40,16 +40,38 @@ const entry = (compiled, source) =>
     ? { script: path.join(root, 'scripts', 'dev-entry.js'), args: [source] }
     : { script: path.join(root, 'dist', compiled) };
 
-const api = {
-  name: 'api',
+/**
+ * What every app shares. No @pm2/io in any process: it is only for PM2's paid dashboard, and
+ * loading it costs about 12 MB per process; metrics come from /metrics. Only the mode is set
+ * per environment: HOST, PORT, MYSQL_* and the rest come from the environment (config.ts).
+ */
+const common = (name, compiled, source) => ({
+  name,
   cwd: root,
-  ...entry('src/main.js', 'src/main.ts'),
+  ...entry(compiled, source),
+  pmx: false,
+  watch: false,
+  env: { NODE_ENV: 'development' },
+  env_production: { NODE_ENV: 'production' },
+});
+
+/**
+ * Restart policy (README, "Supervision"): every exit is restarted after 3 s; the supervisor
+ * stops a deliberate clean exit during that delay and stops the app after a crash loop.
+ * PM2's own limiter cannot express the contract, so it is set out of the way.
+ */
+const restartAlways = {
+  autorestart: true,
+  restart_delay: restartDelay,
+  max_restarts: 1000,
+};
+
+const api = {
+  ...common('api', 'src/main.js', 'src/main.ts'),
+  ...restartAlways,
   // A small young generation: under load V8 otherwise grows it to 3 × 16 MB per worker, which
   // alone would take a worker past its memory budget (bench: memory at steady load).
   node_args: ['--max-semi-space-size=2'],
-  // No @pm2/io in the workers: it is only for PM2's paid dashboard, and loading it costs about
-  // 12 MB per process; metrics come from /metrics.
-  pmx: false,
   exec_mode: 'cluster',
   instances: instances(process.env.API_INSTANCES, production ? 'max' : 1),
   // Online only once listening and migrated (main.ts sends 'ready'); a reload waits for it.
@@ -57,12 +79,6 @@ const api = {
   listen_timeout: 15000,
   // SIGINT first; SIGKILL only after the drain bound has had its time.
   kill_timeout: shutdownTimeout + 2000,
-  // Restart policy (README, "Supervision"): every exit is restarted after 3 s; the supervisor
-  // stops a deliberate clean exit during that delay and stops the app after a crash loop.
-  // PM2's own limiter cannot express the contract, so it is set out of the way.
-  autorestart: true,
-  restart_delay: restartDelay,
-  max_restarts: 1000,
   min_uptime: 5 * 60 * 1000,
   // Hot reload in development: a restart (PM2 watch never reloads), of src/ only.
   watch: fromSources ? [path.join(root, 'src')] : false,
@@ -70,26 +86,14 @@ const api = {
   ignore_watch: ['node_modules', 'logs', 'dist', '\\.git', '\\.test\\.ts$'],
   merge_logs: true,
   time: false,
-  // Only the mode: HOST, PORT, MYSQL_* and the rest come from the environment (config.ts).
-  env: { NODE_ENV: 'development' },
-  env_production: { NODE_ENV: 'production' },
 };
 
 const supervisor = {
-  name: 'supervisor',
-  cwd: root,
-  pmx: false,
-  ...entry('src/supervisor/main.js', 'src/supervisor/main.ts'),
+  ...common('supervisor', 'src/supervisor/main.js', 'src/supervisor/main.ts'),
+  ...restartAlways,
   exec_mode: 'fork',
   instances: 1,
-  autorestart: true,
-  restart_delay: restartDelay,
-  max_restarts: 1000,
   kill_timeout: 6000,
-  watch: false,
-  // Only the mode: HOST, PORT, MYSQL_* and the rest come from the environment (config.ts).
-  env: { NODE_ENV: 'development' },
-  env_production: { NODE_ENV: 'production' },
 };
 
 // Scheduled backups: PM2 starts a one-shot run at every BACKUP_CRON time (PM2's cron, in the
@@ -97,19 +101,13 @@ const supervisor = {
 // on exit. At `pm2 start` the app starts once too and, unless BACKUP_ON_START=1, only logs that
 // the schedule is registered (src/backup/job.ts).
 const backup = {
-  name: 'backup',
-  cwd: root,
-  pmx: false,
-  ...entry('src/backup/main.js', 'src/backup/main.ts'),
+  ...common('backup', 'src/backup/main.js', 'src/backup/main.ts'),
   exec_mode: 'fork',
   instances: 1,
   cron_restart: process.env.BACKUP_CRON || '30 1 * * *',
   autorestart: false,
   // Time to kill the dump and remove its partial file when stopped mid-run.
   kill_timeout: 5000,
-  watch: false,
-  env: { NODE_ENV: 'development' },
-  env_production: { NODE_ENV: 'production' },
 };
 
 module.exports = { apps: [api, supervisor, backup] };

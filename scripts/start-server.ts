@@ -10,7 +10,9 @@ import {
   assertPortFree,
   configFor,
   ECOSYSTEM_FILE,
+  killDaemonIfIdle,
   prepareDaemonEnvironment,
+  removeApps,
   runScript,
   step,
   waitForHealth,
@@ -25,9 +27,7 @@ export async function startDevelopment(): Promise<void> {
   prepareDaemonEnvironment();
   await pm2.connect();
   // Left over from a run that did not end cleanly: start afresh.
-  for (const proc of await pm2.list()) {
-    if (proc.name && names.includes(proc.name)) await pm2.remove(proc.pm_id ?? proc.name).catch(() => undefined);
-  }
+  await removeApps(names).catch(() => undefined);
   try {
     await assertPortFree(config.host, config.port);
   } catch (error) {
@@ -55,9 +55,8 @@ export async function startDevelopment(): Promise<void> {
     }
     stoppingSince = Date.now();
     step(`${signal}: stopping and removing ${names.join(', ')}`);
-    for (const name of names) await pm2.remove(name).catch(() => undefined);
-    // Leave no daemon behind unless it runs something else.
-    if ((await pm2.list()).length === 0) await pm2.killDaemon().catch(() => undefined);
+    await removeApps(names).catch(() => undefined);
+    await killDaemonIfIdle();
     pm2.disconnect();
     step('Stopped');
     process.exit(0);

@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type Config, ConfigError, loadConfig } from '../../src/config';
+import * as pm2 from '../../src/supervisor/pm2';
 import { type HealthAnswer, probeHealth } from '../../src/util/healthProbe';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -14,7 +15,7 @@ export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
 /** A failure the operator can act on: printed alone, without a stack, exit code 1. */
 export class OperatorError extends Error {}
 
-export interface EcosystemApp {
+interface EcosystemApp {
   readonly name: string;
   readonly [option: string]: unknown;
 }
@@ -34,7 +35,7 @@ export function configFor(mode: 'development' | 'production'): Config {
 }
 
 /** The ecosystem as PM2 would load it for `--env <mode>`. */
-export function loadEcosystem(mode: 'development' | 'production'): { apps: EcosystemApp[] } {
+function loadEcosystem(mode: 'development' | 'production'): { apps: EcosystemApp[] } {
   const previous = process.env['NODE_ENV'];
   process.env['NODE_ENV'] = mode;
   try {
@@ -49,6 +50,24 @@ export function loadEcosystem(mode: 'development' | 'production'): { apps: Ecosy
 
 export function appNames(): string[] {
   return loadEcosystem('production').apps.map((app) => app.name);
+}
+
+/**
+ * Stops and removes those of `names` the connected daemon runs (each drains first), announcing
+ * each; returns how many there were.
+ */
+export async function removeApps(names: readonly string[], announce?: (name: string) => void): Promise<number> {
+  const present = new Set((await pm2.list()).flatMap((proc) => (proc.name && names.includes(proc.name) ? [proc.name] : [])));
+  for (const name of present) {
+    announce?.(name);
+    await pm2.remove(name);
+  }
+  return present.size;
+}
+
+/** Ends the connected daemon when it runs nothing else: no idle daemon is left behind. */
+export async function killDaemonIfIdle(): Promise<void> {
+  if ((await pm2.list()).length === 0) await pm2.killDaemon().catch(() => undefined);
 }
 
 export function step(message: string): void {

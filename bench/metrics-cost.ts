@@ -8,14 +8,9 @@
 import autocannon from 'autocannon';
 import { createTestDatabase } from '../test/helpers/database';
 import { startService, type Service } from '../test/helpers/service';
+import { median } from './lib/load';
 
 const [rounds = 5, seconds = 5, connections = 32] = process.argv.slice(2).map(Number);
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 
 async function measure(service: Service): Promise<{ rps: number; p99: number; failed: number }> {
   const result = await autocannon({ url: `${service.url}/health`, connections, duration: seconds });

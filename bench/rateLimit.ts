@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import mysql from 'mysql2/promise';
 import { ROOT, build, runScript, step, waitForHealth } from '../scripts/lib/operator';
+import { median } from './lib/load';
 
 const run = promisify(execFile);
 const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
@@ -118,12 +119,6 @@ async function measure(cluster: Cluster, durationSeconds: number): Promise<Measu
     non2xx: result.non2xx + result.errors + result.timeouts,
   };
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 
 async function main(): Promise<void> {
   build();

@@ -3,7 +3,7 @@
 // scenario beside its baseline, prints the table and writes bench/results/<date>.md and .json.
 import path from 'node:path';
 import { configureLogging } from '../src/logger';
-import { tempDir } from '../test/helpers/service';
+import { ROOT, tempDir } from '../test/helpers/service';
 import { createContext, type BenchContext, type ScenarioResult } from './lib/context';
 import { markdown, runInfo, writeResults } from './lib/report';
 import { coldStart, memoryAtLoad } from './scenarios/process';
@@ -13,9 +13,8 @@ import { loginFlood } from './scenarios/logins';
 import { registrations } from './scenarios/registrations';
 import { statusAtScale } from './scenarios/statusScale';
 
-const ROOT = path.resolve(__dirname, '..');
 
-export const SCENARIOS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Promise<ScenarioResult>]> = [
+const SCENARIOS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Promise<ScenarioResult>]> = [
   ['health', healthThroughput],
   ['status', statusAtScale],
   ['login', loginFlood],

@@ -20,7 +20,6 @@ export interface ScenarioResult {
 export interface BenchContext {
   readonly quick: boolean;
   /** Processes for the service and the baseline: one per core. */
-  readonly workers: number;
   readonly cores: number;
   /** Seconds of load: the full figure, or 2 s in a quick run. */
   seconds(full: number): number;
@@ -48,7 +47,6 @@ export function createContext(quick: boolean): BenchContext {
   const sandboxes: Pm2Sandbox[] = [];
   return {
     quick,
-    workers: cores,
     cores,
     seconds: (full) => (quick ? 2 : full),
     async database(prefix) {

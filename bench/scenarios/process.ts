@@ -17,7 +17,7 @@ export async function memoryAtLoad(ctx: BenchContext): Promise<ScenarioResult> {
   const sampler = (async () => {
     while (sampling) {
       for (const worker of await service.workers()) {
-        const rss = Number((worker as unknown as { monit?: { memory?: number } }).monit?.memory ?? 0);
+        const rss = worker.monit?.memory ?? 0;
         perWorker.set(worker.pm_id, Math.max(perWorker.get(worker.pm_id) ?? 0, rss));
         peak = Math.max(peak, rss);
       }

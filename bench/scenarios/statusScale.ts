@@ -1,21 +1,21 @@
 // /api/status with a million users beside the same with ten: the count must not cost more.
-import { randomBytes } from 'node:crypto';
 import type { TestDatabase } from '../../test/helpers/database';
 import { migrate } from '../../src/db/migrate';
 import { getLogger } from '../../src/logger';
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
 import { median, runLoad } from '../lib/load';
 import { databaseConfig } from '../../test/helpers/database';
+import { fakePasswordHash } from '../lib/users';
 
-/** Rows shaped like real ones; hashes random rather than computed (rows are what is measured). */
-export async function fillUsers(db: TestDatabase, count: number, prefix = 'user'): Promise<void> {
+/** Rows shaped like real ones (lib/users.ts). */
+async function fillUsers(db: TestDatabase, count: number, prefix = 'user'): Promise<void> {
   await migrate(databaseConfig(db.name), getLogger('bench'));
   const batch = 5000;
   for (let first = 0; first < count; first += batch) {
     const rows = Array.from({ length: Math.min(batch, count - first) }, (_, i) => [
       `${prefix}${first + i}`,
       `${prefix}${first + i}@example.com`,
-      ['scrypt', 16384, 8, 1, randomBytes(16).toString('base64url'), randomBytes(32).toString('base64url')].join('$'),
+      fakePasswordHash(),
     ]);
     await db.query('INSERT INTO users (username, email, password_hash) VALUES ?', [rows]);
   }

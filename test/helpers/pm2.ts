@@ -18,6 +18,8 @@ export interface Pm2Process {
   readonly name: string;
   readonly pm_id: number;
   readonly pid: number;
+  /** PM2's last sample of the process: RSS in bytes, CPU in percent. */
+  readonly monit?: { readonly memory: number; readonly cpu: number };
   readonly pm2_env: {
     readonly status: string;
     readonly restart_time: number;

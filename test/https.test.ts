@@ -68,6 +68,8 @@ test('a certificate that is missing, unreadable or not PEM is named in the confi
   if (process.getuid?.() !== 0) {
     t.regex(problemsOf({ TLS_CERT_FILE: locked, TLS_KEY_FILE: certificate.keyFile }), /TLS_CERT_FILE \(.*\) cannot be read: EACCES/);
   }
+  // A read that fails for root too: a folder where a file should be.
+  t.regex(problemsOf({ TLS_CERT_FILE: dir, TLS_KEY_FILE: certificate.keyFile }), /TLS_CERT_FILE \(.*\) cannot be read: EISDIR/);
   const other = createTestCertificate();
   try {
     t.regex(problemsOf({ TLS_CERT_FILE: certificate.certFile, TLS_KEY_FILE: other.keyFile }), /TLS_KEY_FILE .* is not the private key of the certificate/);

@@ -6,7 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
-import { sample } from './helpers/metrics';
+import { sample, scrapeMetrics } from './helpers/metrics';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { sleep, waitFor } from './helpers/wait';
 
@@ -40,11 +40,7 @@ function scrapeSocket(file: string): Promise<string> {
   });
 }
 
-async function scrape(): Promise<string> {
-  const reply = await sandbox.request('/metrics', { timeoutMs: 5000 });
-  if (reply.status !== 200) throw new Error(`/metrics answered ${reply.status}`);
-  return reply.text;
-}
+const scrape = (): Promise<string> => scrapeMetrics(sandbox, 5000);
 
 const LIVEZ = 'http_requests_total{method="GET",route="/livez",status_code="200"}';
 

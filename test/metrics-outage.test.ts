@@ -4,7 +4,7 @@
 import test from 'ava';
 import { createTestDatabase, SHARED_DB, type TestDatabase } from './helpers/database';
 import { startFaultProxy, type FaultProxy } from './helpers/faultProxy';
-import { sample } from './helpers/metrics';
+import { sample, scrapeMetrics } from './helpers/metrics';
 import { startService, type Service } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 
@@ -31,9 +31,7 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-async function scrape(): Promise<string> {
-  return (await service.request('/metrics')).text;
-}
+const scrape = (): Promise<string> => scrapeMetrics(service);
 
 /** Sum of every sample of a metric whose line starts with `prefix` (e.g. all codes of db_retries_total). */
 function total(text: string, prefix: string): number {

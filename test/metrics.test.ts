@@ -2,7 +2,7 @@
 // timed by method, route template and status, the event counters, and METRICS_ENABLED=0.
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
-import { changes, sample } from './helpers/metrics';
+import { changes, sample, scrapeMetrics } from './helpers/metrics';
 import { startService, type Service } from './helpers/service';
 
 let db: TestDatabase;
@@ -18,11 +18,7 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-async function scrape(): Promise<string> {
-  const reply = await service.request('/metrics');
-  if (reply.status !== 200) throw new Error(`/metrics answered ${reply.status}: ${reply.text}`);
-  return reply.text;
-}
+const scrape = (): Promise<string> => scrapeMetrics(service);
 
 test.serial('Prometheus text with the default process and Node.js metrics', async (t) => {
   const reply = await service.request('/metrics', { headers: { accept: 'application/json' } });

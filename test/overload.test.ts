@@ -47,7 +47,7 @@ test('an event-loop stall: requests that queued meanwhile get 503 with Retry-Aft
     await waitFor('the transitions in the log', () => /Overload over after/.test(service.log()));
     t.regex(service.log(), / - overload - WARN - Overloaded \(event loop delay \d+ ms, over 300 ms\): answering 503 to new requests/);
     t.regex(service.log(), / - overload - INFO - Overload over after [\d.]+ s; \d+ requests were answered 503 meanwhile/);
-    t.false(/request - INFO - GET \/api\/me 503/.test(service.log()), 'shed requests are not logged one by one');
+    for (const shed of [me, login]) t.false(service.log().includes(shed.body.requestId), 'shed requests are not logged one by one');
   } finally {
     await service.stop();
   }
@@ -66,7 +66,7 @@ test('a heap over its limit: /api/status and /metrics show the overload, probes 
     t.is(status.body.status, 'degraded');
     t.deepEqual(status.body.services, { database: 'healthy', api: 'unhealthy' });
     t.regex(status.body.overload?.[0] ?? '', /^heap used [\d.]+% of its limit, over 5%$/);
-    t.truthy(status.headers['retry-after']);
+    t.is(status.headers['retry-after'], '2');
     for (const path of ['/health', '/livez', '/readyz', '/status', '/status/summary']) {
       t.is((await service.request(path)).status, 200, path);
     }

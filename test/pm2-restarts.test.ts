@@ -3,7 +3,7 @@
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
-import { waitFor } from './helpers/wait';
+import { sleep, waitFor } from './helpers/wait';
 
 let db: TestDatabase;
 let sandbox: Pm2Sandbox;
@@ -63,7 +63,7 @@ test.serial('a clean exit (SIGTERM to the worker) drains, exits 0 and is not res
   process.kill(before.pid, 'SIGTERM');
   await waitFor('the clean exit in supervisor.log', () => /api worker 0 \(pid \d+\) exited cleanly \(code 0\)/.test(sandbox.supervisorLog()), 15_000);
   // Well past the restart delay, it is still down.
-  await new Promise((resolve) => setTimeout(resolve, 4500));
+  await sleep(4500);
   const after = await worker();
   t.is(after.pm2_env.status, 'stopped');
   t.is(after.pm2_env.restart_time, before.pm2_env.restart_time, 'no restart happened');

@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { freePort } from './helpers/ports';
 import { ROOT } from './helpers/service';
-import { waitFor } from './helpers/wait';
+import { sleep, waitFor } from './helpers/wait';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -130,7 +130,7 @@ test.serial('start-server (development) runs in the foreground, streams logs, an
     t.regex(output, /supervisor \| .*Supervisor started/);
     const procs = await sandbox.list();
     const api = procs.find((p) => p.name === 'api');
-    t.is(api?.pm2_env['watch'] !== false, true, 'hot reload is on');
+    t.deepEqual(api?.pm2_env['watch'], [path.join(ROOT, 'src')], 'hot reload of src/ is on');
     t.is((await sandbox.request('/health')).status, 200);
 
     child.kill('SIGINT');
@@ -138,7 +138,7 @@ test.serial('start-server (development) runs in the foreground, streams logs, an
     t.regex(output, /Ctrl\+C: stopping and removing api, supervisor, backup[\s\S]*Stopped/);
     await t.throwsAsync(sandbox.request('/health', { timeoutMs: 1000 }));
     // Nothing restarts: the daemon is gone, and a fresh one knows no apps.
-    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await sleep(4000);
     t.deepEqual(await sandbox.list(), []);
   } finally {
     child.kill('SIGKILL');

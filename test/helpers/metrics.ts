@@ -1,4 +1,12 @@
 // Reading Prometheus text in tests.
+import type { Reply, RequestOptions } from './http';
+
+/** GET /metrics of a service or sandbox; anything but 200 fails the test. */
+export async function scrapeMetrics(target: { request(path: string, options?: RequestOptions): Promise<Reply> }, timeoutMs?: number): Promise<string> {
+  const reply = await target.request('/metrics', timeoutMs === undefined ? {} : { timeoutMs });
+  if (reply.status !== 200) throw new Error(`/metrics answered ${reply.status}: ${reply.text.slice(0, 200)}`);
+  return reply.text;
+}
 
 /** The value of one sample line, given its exact name and labels (`name{a="b"}`), or undefined. */
 export function sample(text: string, series: string): number | undefined {

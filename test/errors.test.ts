@@ -2,7 +2,7 @@
 // header and in one log line; a 5xx says nothing internal; the process survives it.
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
-import type { Reply } from './helpers/http';
+import { rawExchange, type Reply } from './helpers/http';
 import { startService, type Service } from './helpers/service';
 import { waitFor } from './helpers/wait';
 
@@ -120,14 +120,11 @@ test('a client-supplied request id is kept; a hostile one is replaced', async (t
 });
 
 test('a request Node cannot even parse still gets a JSON 400', async (t) => {
-  const net = await import('node:net');
-  const raw = await new Promise<string>((resolve, reject) => {
-    const socket = net.connect(service.port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n'));
-    let data = '';
-    socket.on('data', (chunk) => (data += chunk.toString()));
-    socket.on('end', () => resolve(data));
-    socket.on('error', reject);
-  });
+  const { data: raw } = await rawExchange(
+    service.port,
+    (socket) => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n'),
+    5000,
+  );
   t.regex(raw, /^HTTP\/1\.1 400 /);
   t.regex(raw, /content-type: application\/json/i);
   const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));

@@ -1,10 +1,9 @@
 // Hostile input and hostile clients: every bad request gets a 4xx JSON envelope, changes no row
 // and leaves the process serving; every response carries the security headers; slow clients are
 // cut off.
-import net from 'node:net';
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
-import type { Reply } from './helpers/http';
+import { rawExchange, type Reply } from './helpers/http';
 import { startService, type Service } from './helpers/service';
 
 let db: TestDatabase;
@@ -146,27 +145,8 @@ test.serial('every response carries the security headers: success, client errors
   t.is(login.headers['cache-control'], 'no-store', 'a token is never cached');
 });
 
-/** Raw bytes to the port; resolves with what came back once the server closed the socket. */
-function rawExchange(write: (socket: net.Socket) => void, limitMs: number): Promise<{ data: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const socket = net.connect(service.port, '127.0.0.1', () => write(socket));
-    let data = '';
-    const guard = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`the server kept the connection open for ${limitMs} ms`));
-    }, limitMs);
-    socket.on('data', (chunk) => (data += chunk.toString()));
-    socket.on('close', () => {
-      clearTimeout(guard);
-      resolve({ data, ms: Date.now() - started });
-    });
-    socket.on('error', () => undefined);
-  });
-}
-
 test('the security headers are on answers to requests Node cannot parse, too', async (t) => {
-  const { data } = await rawExchange((socket) => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n'), 5000);
+  const { data } = await rawExchange(service.port, (socket) => socket.write('GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n'), 5000);
   t.regex(data, /^HTTP\/1\.1 400 /);
   t.regex(data, /\r\nX-Content-Type-Options: nosniff\r\n/i);
   t.regex(data, /\r\nContent-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n/i);
@@ -174,7 +154,7 @@ test('the security headers are on answers to requests Node cannot parse, too', a
 
 test('a slowloris client that never finishes its headers is cut off', async (t) => {
   let timer: NodeJS.Timeout | undefined;
-  const { data, ms } = await rawExchange((socket) => {
+  const { data, ms } = await rawExchange(service.port, (socket) => {
     socket.write('GET /livez HTTP/1.1\r\nHost: x\r\n');
     // One more header byte every 200 ms, forever: the socket is never idle.
     timer = setInterval(() => socket.writable && socket.write('X'), 200);
@@ -188,7 +168,7 @@ test('a slowloris client that never finishes its headers is cut off', async (t) 
 
 test('a client that sends its body too slowly is cut off', async (t) => {
   let timer: NodeJS.Timeout | undefined;
-  const { data, ms } = await rawExchange((socket) => {
+  const { data, ms } = await rawExchange(service.port, (socket) => {
     socket.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
     timer = setInterval(() => socket.writable && socket.write(' '), 200);
   }, 12_000).finally(() => clearInterval(timer));
@@ -199,7 +179,7 @@ test('a client that sends its body too slowly is cut off', async (t) => {
 });
 
 test('an idle keep-alive connection is closed', async (t) => {
-  const { data, ms } = await rawExchange((socket) => socket.write('GET /livez HTTP/1.1\r\nHost: x\r\n\r\n'), 8000);
+  const { data, ms } = await rawExchange(service.port, (socket) => socket.write('GET /livez HTTP/1.1\r\nHost: x\r\n\r\n'), 8000);
   t.regex(data, /^HTTP\/1\.1 200 /);
   // HTTP_KEEP_ALIVE_TIMEOUT_MS=1000, well before Node's default of 5 s.
   t.true(ms >= 900 && ms < 3000, `closed after ${ms} ms`);

@@ -7,6 +7,7 @@ import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { freePort } from './helpers/ports';
+import { runScript, type ScriptRun } from './helpers/scripts';
 import { ROOT } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 
@@ -18,26 +19,9 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-interface ScriptRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs scripts/<name>.ts as `npm` would, with the sandbox's environment. */
-function runScript(name: string, env: Record<string, string>, args: string[] = []): Promise<ScriptRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', `${name}.ts`), ...args], {
-      cwd: ROOT,
-      env,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs scripts/<name>.ts as `npm` would, with the sandbox's environment; a build and start take a while. */
+const runOperatorScript = (name: string, env: Record<string, string>, args: string[] = []): Promise<ScriptRun> =>
+  runScript(name, args, { env, timeoutMs: 180_000 });
 
 async function sandboxFor(extra: Record<string, string> = {}): Promise<Pm2Sandbox> {
   return createPm2Sandbox({ ...db.env, API_INSTANCES: '2', ...extra });
@@ -46,7 +30,7 @@ async function sandboxFor(extra: Record<string, string> = {}): Promise<Pm2Sandbo
 test.serial('start-server-production builds, migrates, starts 2 workers and the supervisor, and npm stop removes them', async (t) => {
   const sandbox = await sandboxFor();
   try {
-    const started = await runScript('start-server-production', sandbox.env);
+    const started = await runOperatorScript('start-server-production', sandbox.env);
     t.is(started.code, 0, started.stderr);
     t.regex(started.stdout, new RegExp(`resilient-api is running at http://127\\.0\\.0\\.1:${sandbox.port} .*2 worker\\(s\\)`));
     t.is((await sandbox.request('/health')).status, 200);
@@ -61,11 +45,11 @@ test.serial('start-server-production builds, migrates, starts 2 workers and the 
     t.is(procs.find((p) => p.name === 'api')?.pm2_env['exec_mode'], 'cluster_mode');
 
     // Again while running: a reload, not a port conflict.
-    const again = await runScript('start-server-production', sandbox.env);
+    const again = await runOperatorScript('start-server-production', sandbox.env);
     t.is(again.code, 0, again.stderr);
     t.regex(again.stdout, /already running: reloading it without downtime/);
 
-    const stopped = await runScript('stop-server', sandbox.env);
+    const stopped = await runOperatorScript('stop-server', sandbox.env);
     t.is(stopped.code, 0, stopped.stderr);
     t.regex(stopped.stdout, /Stopping api[\s\S]*Stopping supervisor[\s\S]*Stopping backup[\s\S]*Stopped/);
     await t.throwsAsync(sandbox.request('/health', { timeoutMs: 1000 }));
@@ -79,7 +63,7 @@ test.serial('run-server --production refuses a port in use with one clear messag
   const blocker = net.createServer();
   await new Promise<void>((resolve) => blocker.listen(sandbox.port, '127.0.0.1', resolve));
   try {
-    const run = await runScript('run-server', sandbox.env, ['--production']);
+    const run = await runOperatorScript('run-server', sandbox.env, ['--production']);
     t.is(run.code, 1);
     t.regex(run.stderr, new RegExp(`✖ Port ${sandbox.port} on 127\\.0\\.0\\.1 is already in use by another program`));
     t.notRegex(run.stderr, /\n\s+at /, 'no stack trace');
@@ -92,7 +76,7 @@ test.serial('run-server --production refuses a port in use with one clear messag
 test.serial('start-server-production stops with a clear message when the database is unreachable', async (t) => {
   const sandbox = await sandboxFor({ MYSQL_PORT: String(await freePort()) });
   try {
-    const run = await runScript('start-server-production', sandbox.env);
+    const run = await runOperatorScript('start-server-production', sandbox.env);
     t.is(run.code, 1);
     t.regex(run.stderr, /✖ Database unreachable for migration at 127\.0\.0\.1:\d+\/\w+: .*ECONNREFUSED/);
     t.deepEqual(await sandbox.list(), [], 'nothing was started');
@@ -104,7 +88,7 @@ test.serial('start-server-production stops with a clear message when the databas
 test.serial('start-server-production refuses a bad configuration, naming the variables', async (t) => {
   const sandbox = await sandboxFor({ DB_RETRIES: '0', JWT_SECRET: 'too-short' });
   try {
-    const run = await runScript('start-server-production', sandbox.env);
+    const run = await runOperatorScript('start-server-production', sandbox.env);
     t.is(run.code, 1);
     t.regex(run.stderr, /✖ Invalid configuration: .*DB_RETRIES must be .*JWT_SECRET must be at least 32 characters/);
   } finally {

@@ -1,6 +1,7 @@
 // HTTP(S) to the service on loopback, with a bound on every request so a hang fails the test.
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 
 export interface Reply {
   readonly status: number;
@@ -63,5 +64,24 @@ export function request(baseUrl: string, path: string, options: RequestOptions =
     req.on('timeout', () => req.destroy(new Error(`${options.method ?? 'GET'} ${path} hung past ${options.timeoutMs ?? 10_000} ms`)));
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+/** Raw bytes to the port; resolves with what came back once the server closed the socket. */
+export function rawExchange(port: number, write: (socket: net.Socket) => void, limitMs: number): Promise<{ data: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = net.connect(port, '127.0.0.1', () => write(socket));
+    let data = '';
+    const guard = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the server kept the connection open for ${limitMs} ms`));
+    }, limitMs);
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('close', () => {
+      clearTimeout(guard);
+      resolve({ data, ms: Date.now() - started });
+    });
+    socket.on('error', () => undefined);
   });
 }

@@ -10,19 +10,14 @@
 //   BENCH_ON_LIMIT=0 npm run bench:ratelimit     A/A run: both without the limiter (noise floor)
 //
 // Uses the MySQL/MariaDB of MYSQL_* (default 127.0.0.1:3306 root), in a database of its own
-// that it drops at the end, and PM2 daemons of its own under /tmp, killed at the end.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
+// that it drops at the end, and PM2 daemons of its own under /tmp (test/helpers/pm2.ts), killed
+// at the end.
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import mysql from 'mysql2/promise';
-import { ROOT, build, runScript, step, waitForHealth } from '../scripts/lib/operator';
+import { build, ECOSYSTEM_FILE, runScript, step, waitForHealth } from '../scripts/lib/operator';
+import { createTestDatabase } from '../test/helpers/database';
+import { createPm2Sandbox, type Pm2Sandbox } from '../test/helpers/pm2';
 import { median } from './lib/load';
-
-const run = promisify(execFile);
-const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -39,56 +34,17 @@ const server = {
 
 interface Cluster {
   readonly name: string;
-  readonly url: string;
-  readonly home: string;
-  readonly logDir: string;
-  readonly env: Record<string, string>;
+  readonly sandbox: Pm2Sandbox;
   /** The api workers' pids, to read the CPU time they spend. */
   readonly pids: number[];
 }
 
-/** Starts a cluster and hands it to `started` at once, so it is stopped even if it never gets healthy. */
-async function startCluster(
-  name: string,
-  port: number,
-  database: string,
-  rateLimit: string,
-  started: (cluster: Cluster) => void,
-): Promise<void> {
-  const home = mkdtempSync('/tmp/pm2b-');
-  const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-bench-logs-'));
-  const env: Record<string, string> = {
-    PATH: process.env['PATH'] ?? '',
-    HOME: process.env['HOME'] ?? '/root',
-    PM2_HOME: home,
-    LOG_DIR: logDir,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    API_INSTANCES: workers,
-    JWT_SECRET: 'bench-secret-that-is-long-enough-for-hs256-signing',
-    MYSQL_HOST: server.host,
-    MYSQL_PORT: String(server.port),
-    MYSQL_USER: server.user,
-    MYSQL_PASSWORD: server.password,
-    MYSQL_DATABASE: database,
-    RATE_LIMIT_PER_MINUTE: rateLimit,
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const cluster: Cluster = { name, url, home, logDir, env, pids: [] };
-  started(cluster);
-  // Only the api app: the supervisor's probes would be noise here.
-  await run(process.execPath, [PM2_BIN, 'start', path.join(ROOT, 'ecosystem.config.js'), '--env', 'production', '--only', 'api'], { cwd: ROOT, env });
-  const health = await waitForHealth(url, 30_000);
+/** The api app alone (the supervisor's probes would be noise here) under a PM2 daemon of its own. */
+async function startCluster(name: string, sandbox: Pm2Sandbox): Promise<Cluster> {
+  await sandbox.pm2('start', ECOSYSTEM_FILE, '--env', 'production', '--only', 'api');
+  const health = await waitForHealth(sandbox.url, 30_000);
   if (health.status !== 200) throw new Error(`${name}: /health answered ${health.status} ${health.body}`);
-  const { stdout } = await run(process.execPath, [PM2_BIN, 'jlist'], { cwd: ROOT, env });
-  const list = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ name: string; pid: number }>;
-  cluster.pids.push(...list.filter((p) => p.name === 'api').map((p) => p.pid));
-}
-
-async function stopCluster(cluster: Cluster): Promise<void> {
-  await run(process.execPath, [PM2_BIN, 'kill'], { cwd: ROOT, env: cluster.env }).catch(() => undefined);
-  rmSync(cluster.home, { recursive: true, force: true });
-  rmSync(cluster.logDir, { recursive: true, force: true });
+  return { name, sandbox, pids: (await sandbox.workers()).map((worker) => worker.pid) };
 }
 
 /** CPU time (user + system) the processes have used, in ms, from /proc (Linux). */
@@ -111,7 +67,7 @@ interface Measurement {
 
 async function measure(cluster: Cluster, durationSeconds: number): Promise<Measurement> {
   const cpuBefore = cpuMs(cluster.pids);
-  const result = await autocannon({ url: `${cluster.url}/api/status`, connections, duration: durationSeconds });
+  const result = await autocannon({ url: `${cluster.sandbox.url}/api/status`, connections, duration: durationSeconds });
   const cpu = cpuMs(cluster.pids) - cpuBefore;
   return {
     rps: result.requests.average,
@@ -122,16 +78,19 @@ async function measure(cluster: Cluster, durationSeconds: number): Promise<Measu
 
 async function main(): Promise<void> {
   build();
-  const database = `ra_bench_${process.pid}`;
-  const admin = await mysql.createConnection(server);
-  await admin.query(`CREATE DATABASE \`${database}\``);
+  const db = await createTestDatabase('ra_bench_ratelimit', server);
+  const sandboxes: Pm2Sandbox[] = [];
   const clusters: Cluster[] = [];
+  const sandboxWith = async (rateLimit: string): Promise<Pm2Sandbox> => {
+    const sandbox = await createPm2Sandbox({ ...db.env, API_INSTANCES: workers, RATE_LIMIT_PER_MINUTE: rateLimit });
+    sandboxes.push(sandbox); // destroyed at the end even if it never gets healthy
+    return sandbox;
+  };
   try {
     step(`Starting two clusters of ${workers} worker(s): rate limit off, and on`);
     // One after the other: both migrate the same database.
-    const keep = (cluster: Cluster): void => void clusters.push(cluster);
-    await startCluster('limiter off', 18_700 + (process.pid % 500), database, '0', keep);
-    await startCluster('limiter on', 19_300 + (process.pid % 500), database, onLimit, keep);
+    clusters.push(await startCluster('limiter off', await sandboxWith('0')));
+    clusters.push(await startCluster('limiter on', await sandboxWith(onLimit)));
     for (const cluster of clusters) await measure(cluster, 1); // warm-up
 
     const results = new Map<string, number[]>(clusters.map((c) => [c.name, []]));
@@ -168,9 +127,8 @@ async function main(): Promise<void> {
         `(cost ${((cpuOn / cpuOff - 1) * 100).toFixed(1)}%)`,
     );
   } finally {
-    for (const cluster of clusters) await stopCluster(cluster);
-    await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
-    await admin.end();
+    for (const sandbox of sandboxes) await sandbox.destroy();
+    await db.drop();
   }
 }
 

@@ -148,3 +148,29 @@ export function median(values: readonly number[]): number {
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
+
+/**
+ * The same GET load on a reference and on what is measured, in alternating rounds (reference
+ * first), after a 1 s warm-up of each (JIT, pools, keep-alive sockets). The machine is noisy:
+ * callers compare the medians of the two lists.
+ */
+export async function alternatingRounds(options: {
+  readonly referenceUrl: string;
+  readonly measuredUrl: string;
+  readonly path: string;
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly connections?: number;
+}): Promise<{ reference: LoadResult[]; measured: LoadResult[] }> {
+  const load = (url: string, durationSeconds: number): Promise<LoadResult> =>
+    runLoad({ url: `${url}${options.path}`, connections: options.connections ?? 64, durationSeconds });
+  await load(options.referenceUrl, 1);
+  await load(options.measuredUrl, 1);
+  const reference: LoadResult[] = [];
+  const measured: LoadResult[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    reference.push(await load(options.referenceUrl, options.seconds));
+    measured.push(await load(options.measuredUrl, options.seconds));
+  }
+  return { reference, measured };
+}

@@ -1,6 +1,6 @@
 // /health under 64 connections, beside the bare restify baseline with as many workers.
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
-import { median, runLoad } from '../lib/load';
+import { alternatingRounds, median } from '../lib/load';
 
 export async function healthThroughput(ctx: BenchContext): Promise<ScenarioResult> {
   const db = await ctx.database('ra_bench_health');
@@ -8,15 +8,13 @@ export async function healthThroughput(ctx: BenchContext): Promise<ScenarioResul
   const baseline = await ctx.startBaseline();
   // The machine is shared and noisy (±5% between runs): five alternating rounds, medians.
   const rounds = ctx.quick ? 1 : 5;
-  const load = (url: string, seconds: number) => runLoad({ url: `${url}/health`, connections: 64, durationSeconds: seconds });
-  await load(service.url, 1); // warm-up: JIT, pools, keep-alive sockets
-  await load(baseline.url, 1);
-  const serviceRuns = [];
-  const baselineRuns = [];
-  for (let round = 0; round < rounds; round++) {
-    baselineRuns.push(await load(baseline.url, ctx.seconds(8)));
-    serviceRuns.push(await load(service.url, ctx.seconds(8)));
-  }
+  const { reference: baselineRuns, measured: serviceRuns } = await alternatingRounds({
+    referenceUrl: baseline.url,
+    measuredUrl: service.url,
+    path: '/health',
+    rounds,
+    seconds: ctx.seconds(8),
+  });
   const serviceRps = median(serviceRuns.map((r) => r.requestsPerSecond));
   const baselineRps = median(baselineRuns.map((r) => r.requestsPerSecond));
   const p50 = median(serviceRuns.map((r) => r.p50Ms));

@@ -3,7 +3,7 @@ import type { TestDatabase } from '../../test/helpers/database';
 import { migrate } from '../../src/db/migrate';
 import { getLogger } from '../../src/logger';
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
-import { median, runLoad } from '../lib/load';
+import { alternatingRounds, median } from '../lib/load';
 import { databaseConfig } from '../../test/helpers/database';
 import { fakePasswordHash } from '../lib/users';
 
@@ -48,17 +48,15 @@ export async function statusAtScale(ctx: BenchContext): Promise<ScenarioResult> 
   await untilFlushed(big);
   const smallService = await ctx.startService(small.env);
   const bigService = await ctx.startService(big.env);
-  const load = (url: string, seconds: number) => runLoad({ url: `${url}/api/status`, connections: 64, durationSeconds: seconds });
-  await load(smallService.url, 1);
-  await load(bigService.url, 1);
   // Noisy machine: five alternating rounds, medians.
   const rounds = ctx.quick ? 1 : 5;
-  const smallRuns = [];
-  const bigRuns = [];
-  for (let round = 0; round < rounds; round++) {
-    smallRuns.push(await load(smallService.url, ctx.seconds(10)));
-    bigRuns.push(await load(bigService.url, ctx.seconds(10)));
-  }
+  const { reference: smallRuns, measured: bigRuns } = await alternatingRounds({
+    referenceUrl: smallService.url,
+    measuredUrl: bigService.url,
+    path: '/api/status',
+    rounds,
+    seconds: ctx.seconds(10),
+  });
   const check = await bigService.request('/api/status');
   const smallRps = median(smallRuns.map((r) => r.requestsPerSecond));
   const bigRps = median(bigRuns.map((r) => r.requestsPerSecond));

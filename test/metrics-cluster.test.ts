@@ -80,6 +80,7 @@ test.serial('a worker that crashed: scrapes answer during the restart, and the s
   t.is(during.status, 200);
   t.true(during.ms < 2000, `answered in ${Math.round(during.ms)} ms`);
   t.is(sample(during.text, 'metrics_cluster_sources{state="timeout"}'), 0);
+  t.is(sample(during.text, 'metrics_cluster_sources{state="ok"}'), 2, 'the scrape came while one worker was down');
 
   const after = await waitFor('the restart in the metrics', async () => {
     const text = await scrape();

@@ -12,6 +12,7 @@ import { healthThroughput } from './scenarios/health';
 import { loginFlood } from './scenarios/logins';
 import { registrations } from './scenarios/registrations';
 import { statusAtScale } from './scenarios/statusScale';
+import { messageOf } from '../src/util/errors';
 
 
 const SCENARIOS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Promise<ScenarioResult>]> = [
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
     } catch (error) {
       results.push({
         scenario: name,
-        measured: `failed to run: ${error instanceof Error ? error.message : String(error)}`,
+        measured: `failed to run: ${messageOf(error)}`,
         target: '',
         pass: false,
         figures: {},

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from '../src/config';
 import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
+import { messageOf } from '../src/util/errors';
 
 async function run(): Promise<void> {
   const config = loadConfig();
@@ -29,7 +30,7 @@ async function run(): Promise<void> {
 run()
   .catch((error: unknown) => {
     const message =
-      error instanceof ConfigError || error instanceof MigrationError ? error.message : `Migration failed: ${describe(error)}`;
+      error instanceof ConfigError || error instanceof MigrationError ? error.message : `Migration failed: ${messageOf(error)}`;
     console.error(message);
     try {
       getLogger('migrations').error(message);
@@ -39,7 +40,3 @@ run()
     process.exitCode = 1;
   })
   .finally(() => shutdownLogging());
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -6,10 +6,11 @@ import { restoreBackup } from '../src/backup/restore';
 import { ConfigError, loadConfig } from '../src/config';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
+import { messageOf, NamedError } from '../src/util/errors';
 
 const USAGE = 'usage: npm run restore -- FILE [--yes]';
 
-class UsageError extends Error {}
+class UsageError extends NamedError {}
 
 function parseArgs(argv: readonly string[]): { file: string; yes: boolean } {
   const files = argv.filter((arg) => !arg.startsWith('-'));
@@ -67,7 +68,7 @@ run()
         ? `Refusing to restore ${process.argv.slice(2).find((arg) => !arg.startsWith('-'))}: ${error.message}. Nothing was changed.`
         : error instanceof UsageError || error instanceof ConfigError
           ? error.message
-          : `Restore failed: ${error instanceof Error ? error.message : String(error)}`;
+          : `Restore failed: ${messageOf(error)}`;
     console.error(message);
     try {
       getLogger('restore').error(message);

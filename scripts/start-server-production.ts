@@ -22,6 +22,7 @@ import {
   step,
   waitForHealth,
 } from './lib/operator';
+import { messageOf } from '../src/util/errors';
 
 const HEALTH_WAIT_MS = 60_000;
 
@@ -39,7 +40,7 @@ export async function startProduction(): Promise<void> {
     step(applied.length > 0 ? `Applied ${applied.join(', ')}` : 'Schema is up to date');
   } catch (error) {
     const cause = error instanceof MigrationError && error.cause !== undefined ? error.cause : error;
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     if (isTransient(cause)) {
       throw new OperatorError(`Database unreachable for migration at ${target}: ${reason}. Is it running? Check MYSQL_* settings.`);
     }

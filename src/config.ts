@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseTrustedProxies } from './http/clientIp';
+import { NamedError } from './util/errors';
 
 export type RunMode = 'development' | 'production' | 'test';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'off';
@@ -122,10 +123,9 @@ export interface TlsConfig {
   readonly key: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends NamedError {
   constructor(readonly problems: readonly string[]) {
     super(`Invalid configuration: ${problems.join('; ')}`);
-    this.name = 'ConfigError';
   }
 }
 

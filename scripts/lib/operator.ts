@@ -8,12 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { type Config, ConfigError, loadConfig } from '../../src/config';
 import * as pm2 from '../../src/supervisor/pm2';
 import { type HealthAnswer, probeHealth } from '../../src/util/healthProbe';
+import { NamedError } from '../../src/util/errors';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
 
 /** A failure the operator can act on: printed alone, without a stack, exit code 1. */
-export class OperatorError extends Error {}
+export class OperatorError extends NamedError {}
 
 interface EcosystemApp {
   readonly name: string;

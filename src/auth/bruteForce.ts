@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { RateLimiterMySQL, RateLimiterRes } from 'rate-limiter-flexible';
 import type { ConnectionLender } from '../db/database';
-import { DatabaseUnavailableError } from '../db/errors';
+import { DatabaseUnavailableError, describeDbError } from '../db/errors';
 import type { Logger } from '../logger';
 import { DeadlineError, withDeadline } from '../util/async';
 
@@ -123,14 +123,14 @@ export class LoginGuard {
    */
   async refund(username: string, ip: string): Promise<void> {
     await this.call(this.pairs.reward(this.pairKey(username, ip), 1)).catch((error: unknown) => {
-      this.log.warn(`Could not give back the login attempt of user: ${username} from ${ip} (${describe(error)})`);
+      this.log.warn(`Could not give back the login attempt of user: ${username} from ${ip} (${describeDbError(error)})`);
     });
   }
 
   /** The right password: the pair starts afresh. The login succeeds even if this fails. */
   async recordSuccess(username: string, ip: string): Promise<void> {
     await this.call(this.pairs.delete(this.pairKey(username, ip))).catch((error: unknown) => {
-      this.log.warn(`Could not reset the failed-login count of user: ${username} from ${ip} (${describe(error)})`);
+      this.log.warn(`Could not reset the failed-login count of user: ${username} from ${ip} (${describeDbError(error)})`);
     });
   }
 
@@ -147,12 +147,7 @@ export class LoginGuard {
     return withDeadline(operation, timeoutMs).catch((error: unknown) => {
       if (error instanceof RateLimiterRes || error instanceof DatabaseUnavailableError) throw error;
       if (error instanceof DeadlineError) throw new DatabaseUnavailableError(`Login limiter store: no answer within ${timeoutMs} ms`);
-      throw new DatabaseUnavailableError(`Login limiter store failed: ${describe(error)}`, { cause: error });
+      throw new DatabaseUnavailableError(`Login limiter store failed: ${describeDbError(error)}`, { cause: error });
     });
   }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) return 'code' in error ? `${String(error.code)}: ${error.message}` : error.message;
-  return String(error);
 }

@@ -1,6 +1,7 @@
 // Access tokens: HS256 JWTs signed with JWT_SECRET, carrying the user id, an issuer and an
 // expiry. Verification pins the algorithm, so `alg: none` and key-confusion tricks fail.
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { NamedError } from '../util/errors';
 
 export interface TokenSettings {
   readonly secret: string;
@@ -13,10 +14,9 @@ export interface TokenClaims {
   readonly username: string;
 }
 
-export class InvalidTokenError extends Error {
+export class InvalidTokenError extends NamedError {
   constructor(readonly reason: string) {
     super(`Invalid token: ${reason}`);
-    this.name = 'InvalidTokenError';
   }
 }
 

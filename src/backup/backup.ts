@@ -13,6 +13,7 @@ import { findTool, withOptionFile } from './clientTools';
 import { backupFileName, DumpInspector, DumpRejectedError, inspectDumpFile, partialName } from './dumpFile';
 import { pruneBackups } from './retention';
 import { OutputTail, runTool } from './toolProcess';
+import { NamedError } from '../util/errors';
 
 /**
  * --single-transaction: one consistent InnoDB snapshot without locking the tables, so the service
@@ -32,12 +33,7 @@ const DUMP_OPTIONS = [
   '--default-character-set=utf8mb4',
 ] as const;
 
-export class BackupError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BackupError';
-  }
-}
+export class BackupError extends NamedError {}
 
 export interface BackupOptions {
   readonly db: DatabaseConfig;

@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { NamedError } from '../util/errors';
 
 export const BACKUP_SUFFIX = '.sql.gz';
 
@@ -59,12 +60,7 @@ export function compareBackupNames(a: BackupName, b: BackupName): number {
 }
 
 /** A file that is not a complete dump of this service's database, with the reason in words. */
-export class DumpRejectedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DumpRejectedError';
-  }
-}
+export class DumpRejectedError extends NamedError {}
 
 export interface DumpFacts {
   /** The dump tool's first line, e.g. `-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, …`. */

@@ -5,6 +5,7 @@ import { AlertSender } from '../alerts';
 import { type Config, ConfigError, loadConfig } from '../config';
 import { configureLogging, configureLoggingFor, getLogger, logFatalSync } from '../logger';
 import { createBackup } from './backup';
+import { messageOf } from '../util/errors';
 
 type Env = Record<string, string | undefined>;
 
@@ -59,7 +60,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     console.log(line);
     return 0;
   } catch (error) {
-    const message = `Backup of ${target} failed: ${error instanceof Error ? error.message : String(error)}`;
+    const message = `Backup of ${target} failed: ${messageOf(error)}`;
     log.error(message);
     console.error(message);
     await new AlertSender(config.alertWebhookUrl, log).send({

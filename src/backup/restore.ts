@@ -19,16 +19,12 @@ import type { Logger } from '../logger';
 import { findTool, withOptionFile } from './clientTools';
 import { type DumpFacts, inspectDumpFile } from './dumpFile';
 import { OutputTail, runTool } from './toolProcess';
+import { NamedError } from '../util/errors';
 
 /** Beyond two monitor intervals: a ping already under way when the lock was taken. */
 const SETTLE_MARGIN_MS = 500;
 
-export class RestoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RestoreError';
-  }
-}
+export class RestoreError extends NamedError {}
 
 export interface RestoreOptions {
   readonly db: DatabaseConfig;

@@ -14,6 +14,7 @@ import {
 } from './errors';
 import { DatabaseMonitor } from './monitor';
 import { DEFAULT_BACKOFF, withRetry } from '../util/retry';
+import { messageOf } from '../util/errors';
 
 export type Params = ReadonlyArray<string | number | bigint | boolean | Date | Buffer | null>;
 export type Row = Record<string, unknown>;
@@ -400,8 +401,4 @@ function toWriteResult(result: unknown): WriteResult {
 function describe(sql: string): string {
   const words = sql.replace(/\s+/g, ' ').trim().split(' ').slice(0, 4).join(' ');
   return words === 'transaction' ? 'transaction' : `query "${words}"`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,25 +1,24 @@
 // Which database failures are worth another attempt, and which of those are safe to repeat.
+import { messageOf, NamedError } from '../util/errors';
 
 /** Where in an attempt a failure happened: before the statement was sent, or after. */
 export type FailurePhase = 'connect' | 'execute' | 'commit';
 
 /** The database is known to be down (the circuit is open) or the pool is closing. */
-export class DatabaseUnavailableError extends Error {
+export class DatabaseUnavailableError extends NamedError {
   readonly code = 'DB_UNAVAILABLE';
   constructor(message = 'Database unavailable', options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'DatabaseUnavailableError';
   }
 }
 
 /** A query, or the wait for a pooled connection, outlived its bound. */
-export class DatabaseTimeoutError extends Error {
+export class DatabaseTimeoutError extends NamedError {
   constructor(
     readonly code: 'DB_QUERY_TIMEOUT' | 'DB_POOL_TIMEOUT',
     message: string,
   ) {
     super(message);
-    this.name = 'DatabaseTimeoutError';
   }
 }
 
@@ -58,6 +57,13 @@ export function errorCode(error: unknown): string {
     return error.code;
   }
   return error instanceof Error ? error.name : 'UNKNOWN';
+}
+
+/** The error's message, led by its code unless the message already names it. */
+export function describeDbError(error: unknown): string {
+  const code = errorCode(error);
+  const message = messageOf(error);
+  return message.includes(code) ? message : `${code}: ${message}`;
 }
 
 export function isSchemaMissing(error: unknown): boolean {

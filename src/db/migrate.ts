@@ -7,15 +7,12 @@ import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
 import { migrationLockName } from './locks';
 import { type Migration, migrations as releasedMigrations } from './migrations';
+import { messageOf, NamedError } from '../util/errors';
 
 const LOCK_WAIT_SECONDS = 60;
 
-export class MigrationError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MigrationError';
-  }
-}
+/** A migration, or the step before migrating, failed; the message says which and what is left. */
+export class MigrationError extends NamedError {}
 
 export interface MigrationStatus {
   readonly applied: readonly string[];
@@ -212,8 +209,4 @@ export async function migrationStatus(
 function loadUmzug(): typeof import('umzug') {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- deliberate lazy load, see applyPending
   return require('umzug') as typeof import('umzug');
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import mysql from 'mysql2';
 import type { DatabaseConfig } from '../config';
-import { errorCode } from './errors';
+import { describeDbError, errorCode } from './errors';
 import { restoreLockName } from './locks';
 
 export type DatabaseState = 'unknown' | 'up' | 'down';
@@ -79,7 +79,7 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
     this.inFlight ??= this.ping()
       .then(
         () => this.record('up'),
-        (error: unknown) => this.record('down', describe(error)),
+        (error: unknown) => this.record('down', describeDbError(error)),
       )
       .finally(() => {
         this.inFlight = undefined;
@@ -171,10 +171,4 @@ export class DatabaseMonitor extends EventEmitter<MonitorEvents> {
       });
     });
   }
-}
-
-function describe(error: unknown): string {
-  const code = errorCode(error);
-  const message = error instanceof Error ? error.message : String(error);
-  return message.includes(code) ? message : `${code}: ${message}`;
 }

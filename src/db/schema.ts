@@ -3,7 +3,7 @@
 // need the database get 503.
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
-import { isTransient } from './errors';
+import { describeDbError, isTransient } from './errors';
 import { migrate, type MigrateOptions, MigrationError } from './migrate';
 
 export class SchemaKeeper {
@@ -45,15 +45,10 @@ export class SchemaKeeper {
     } catch (error) {
       const cause = error instanceof MigrationError ? error.cause : error;
       if (isTransient(cause)) {
-        this.log.warn(`Cannot migrate yet, the database is unreachable (${errorText(cause)}); will retry when it is back`);
+        this.log.warn(`Cannot migrate yet, the database is unreachable (${describeDbError(cause)}); will retry when it is back`);
         return false;
       }
       throw error;
     }
   }
-}
-
-function errorText(error: unknown): string {
-  if (error instanceof Error) return 'code' in error ? `${String(error.code)}: ${error.message}` : error.message;
-  return String(error);
 }

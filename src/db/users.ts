@@ -1,6 +1,7 @@
 // The users table, and nothing else: every statement takes its values through placeholders.
 import type { Database } from './database';
 import { errorCode } from './errors';
+import { NamedError } from '../util/errors';
 
 export interface User {
   readonly id: number;
@@ -13,10 +14,9 @@ export interface UserWithHash extends User {
   readonly passwordHash: string;
 }
 
-export class UsernameTakenError extends Error {
+export class UsernameTakenError extends NamedError {
   constructor(readonly username: string) {
     super(`Username is already taken: ${username}`);
-    this.name = 'UsernameTakenError';
   }
 }
 

@@ -20,6 +20,7 @@ import type { Logger } from '../logger';
 import type { ClientIpResolver } from './clientIp';
 import { RATE_LIMIT_EXEMPT_PATHS, pathOf } from './paths';
 import { requestIdOf, sendJsonBeforeRouting } from './respond';
+import { messageOf } from '../util/errors';
 
 export const WINDOW_MS = 60_000;
 const SYNC_INTERVAL_MS = 250;
@@ -100,7 +101,7 @@ export class SharedRateLimiter {
       if (windowStart === this.windowStart) for (const [client, total] of totals) this.known.set(client, total);
     } catch (error) {
       if (!this.storeDown) {
-        this.log.warn(`Rate limit store unreachable (${error instanceof Error ? error.message : String(error)}); limiting per worker until it is back`);
+        this.log.warn(`Rate limit store unreachable (${messageOf(error)}); limiting per worker until it is back`);
       }
       this.storeDown = true;
       if (windowStart === this.windowStart) {

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Logger } from '../logger';
 import { registerCustom } from './lazyHistogram';
+import { messageOf } from '../util/errors';
 
 /** A sibling that has not answered within this is left out of the scrape (and counted as such). */
 export const PEER_TIMEOUT_MS = 1000;
@@ -78,7 +79,7 @@ export class MetricsSocket {
       return true;
     } catch (error) {
       this.log.warn(
-        `Cannot serve metrics on ${this.path} (${error instanceof Error ? error.message : String(error)}); ` +
+        `Cannot serve metrics on ${this.path} (${messageOf(error)}); ` +
           'a scrape of a sibling will miss this process (see METRICS_SOCKET_DIR)',
       );
       return false;
@@ -113,7 +114,7 @@ export class MetricsSocket {
         reply(404, 'text/plain', 'not found');
       }
     } catch (error) {
-      if (!res.headersSent) reply(500, 'text/plain', error instanceof Error ? error.message : String(error));
+      if (!res.headersSent) reply(500, 'text/plain', messageOf(error));
       else res.destroy();
     }
   }

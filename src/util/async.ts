@@ -1,9 +1,9 @@
 // Small promise helpers shared by the health checks and the login limiter.
+import { NamedError } from './errors';
 
-export class DeadlineError extends Error {
+export class DeadlineError extends NamedError {
   constructor(readonly ms: number) {
     super(`no result within ${ms} ms`);
-    this.name = 'DeadlineError';
   }
 }
 

@@ -1,5 +1,5 @@
 // npm run migrate [-- --status]: applies pending migrations (or lists them) and exits.
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, databaseTarget, loadConfig } from '../src/config';
 import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
@@ -9,7 +9,7 @@ async function run(): Promise<void> {
   const config = loadConfig();
   configureLoggingFor(config, false);
   const log = getLogger('migrations');
-  const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  const target = databaseTarget(config.db);
   const options = migrationOptions(config, getLogger('backup'));
   if (process.argv.includes('--status')) {
     const status = await migrationStatus(config.db, log, options);

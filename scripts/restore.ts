@@ -3,7 +3,7 @@
 import { createInterface } from 'node:readline/promises';
 import { DumpRejectedError, type DumpFacts } from '../src/backup/dumpFile';
 import { restoreBackup } from '../src/backup/restore';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, databaseTarget, loadConfig } from '../src/config';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
 import { messageOf, NamedError } from '../src/util/errors';
@@ -41,7 +41,7 @@ async function run(): Promise<number> {
   const config = loadConfig();
   configureLoggingFor(config, false);
   const log = getLogger('restore');
-  const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  const target = databaseTarget(config.db);
   const result = await restoreBackup({
     db: config.db,
     file,

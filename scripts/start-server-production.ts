@@ -3,6 +3,7 @@
 // URL, return. Run again while it runs: a zero-downtime reload with the current environment.
 //
 //   npm start            npx tsx scripts/start-server-production.ts
+import { databaseTarget } from '../src/config';
 import { isTransient } from '../src/db/errors';
 import { migrate, MigrationError } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
@@ -32,7 +33,7 @@ export async function startProduction(): Promise<void> {
   const config = configFor('production');
   configureLoggingFor(config, false);
 
-  const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  const target = databaseTarget(config.db);
   step(`Applying migrations to ${target}`);
   try {
     // With a backup first when something is pending (production), as `npm run migrate` does.

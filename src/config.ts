@@ -26,6 +26,11 @@ export interface DatabaseConfig {
   readonly slowQueryMs: number;
 }
 
+/** `host:port/database`, as logs and operator messages name the database. */
+export function databaseTarget(db: DatabaseConfig): string {
+  return `${db.host}:${db.port}/${db.database}`;
+}
+
 export interface ObservabilityConfig {
   /** Per-request metrics, default process metrics and GET /metrics; off: none of them. */
   readonly metricsEnabled: boolean;

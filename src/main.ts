@@ -3,7 +3,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import { hashPassword, setHashConcurrency } from './auth/passwords';
 import { TokenService } from './auth/tokens';
-import { type Config, ConfigError, loadConfig } from './config';
+import { type Config, ConfigError, databaseTarget, loadConfig } from './config';
 import { Database } from './db/database';
 import { migrationOptions } from './db/migrationOptions';
 import { SchemaKeeper } from './db/schema';
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   lifecycle.install();
   log.info(
     `Starting resilient-api ${version} (${config.mode}, pid ${process.pid}, node ${process.version}) ` +
-      `with database ${config.db.host}:${config.db.port}/${config.db.database}`,
+      `with database ${databaseTarget(config.db)}`,
   );
 
   try {

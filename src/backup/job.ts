@@ -2,7 +2,7 @@
 // logged to backend.log under the `backup` category, and a failure alerted to ALERT_WEBHOOK_URL.
 // Resolves with the exit code; never rejects.
 import { AlertSender } from '../alerts';
-import { type Config, ConfigError, loadConfig } from '../config';
+import { type Config, ConfigError, databaseTarget, loadConfig } from '../config';
 import { configureLogging, configureLoggingFor, getLogger, logFatalSync } from '../logger';
 import { createBackup } from './backup';
 import { messageOf } from '../util/errors';
@@ -43,7 +43,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     return 0;
   }
 
-  const target = `${config.db.host}:${config.db.port}/${config.db.database}`;
+  const target = databaseTarget(config.db);
   // PM2 stops a run with SIGINT (a cron tick while the previous run still goes, `pm2 stop`).
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => stop.abort(`${signal} received`);

@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
-import type { DatabaseConfig } from '../config';
+import { type DatabaseConfig, databaseTarget } from '../config';
 import type { Migration } from '../db/migrations';
 import { restoreLockName } from '../db/locks';
 import { withMigrationLock } from '../db/migrate';
@@ -51,7 +51,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   if (!(await options.confirm(facts))) return undefined;
 
   const started = Date.now();
-  const target = `${db.host}:${db.port}/${db.database}`;
+  const target = databaseTarget(db);
   log.info(`Restore of ${file} into ${target} started (${facts.footer})`);
   return withMigrationLock(db, log, async (session) => {
     const [held] = await session.connection.query<import('mysql2').RowDataPacket[]>(

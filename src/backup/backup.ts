@@ -2,17 +2,15 @@
 // dump is never held in memory), written under a hidden partial name, and published under its
 // final name only once the tool exited 0 and the file reads back as a complete dump of this
 // service. Then the oldest backups beyond BACKUP_KEEP go. A failed run leaves no file behind.
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { link, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { DatabaseConfig } from '../config';
-import { findTool, withOptionFile } from './clientTools';
 import { backupFileName, DumpInspector, DumpRejectedError, inspectDumpFile, partialName } from './dumpFile';
 import { pruneBackups } from './retention';
-import { OutputTail, runTool } from './toolProcess';
+import { runClientTool } from './toolProcess';
 import { NamedError } from '../util/errors';
 
 /**
@@ -78,35 +76,27 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
 
 /** Runs the dump tool into `partial`, checking its exit code and the text it wrote. */
 async function dumpInto(partial: string, options: BackupOptions): Promise<void> {
-  const tool = findTool('dump');
-  await withOptionFile(options.db, async (optionFile) => {
-    const child = spawn(tool, [`--defaults-extra-file=${optionFile}`, ...DUMP_OPTIONS, options.db.database], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const stderr = new OutputTail(child.stderr);
-    const inspector = new DumpInspector();
-    const written = pipeline(
-      child.stdout,
-      inspector,
-      createGzip(),
-      createWriteStream(partial, { flags: 'wx', mode: 0o600 }),
-    );
-    const [exit, writing] = await Promise.allSettled([
-      runTool(child, tool, { timeoutMs: options.timeoutMs, signal: options.signal }),
-      written,
-    ]);
-    if (exit.status === 'rejected') throw exit.reason;
-    // A failed write (a full disk) makes the tool fail too, with a less useful message: say it first.
-    if (writing.status === 'rejected') {
-      throw new BackupError(`writing ${partial} failed: ${(writing.reason as Error).message}`, { cause: writing.reason });
-    }
-    if (exit.value !== 0) throw new BackupError(`${tool} exited with code ${exit.value}: ${stderr.text() || 'no message'}`);
-    try {
-      inspector.verdict();
-    } catch (error) {
-      rejectedAs(`the output of ${tool}`)(error);
-    }
-  });
+  const inspector = new DumpInspector();
+  const run = await runClientTool(
+    'dump',
+    options.db,
+    [...DUMP_OPTIONS, options.db.database],
+    {
+      output: (stdout) =>
+        pipeline(stdout, inspector, createGzip(), createWriteStream(partial, { flags: 'wx', mode: 0o600 })),
+    },
+    { timeoutMs: options.timeoutMs, signal: options.signal },
+  );
+  // A failed write (a full disk) makes the tool fail too, with a less useful message: say it first.
+  if (run.streamError) {
+    throw new BackupError(`writing ${partial} failed: ${run.streamError.message}`, { cause: run.streamError });
+  }
+  if (run.exitCode !== 0) throw new BackupError(`${run.tool} exited with code ${run.exitCode}: ${run.stderr || 'no message'}`);
+  try {
+    inspector.verdict();
+  } catch (error) {
+    rejectedAs(`the output of ${run.tool}`)(error);
+  }
 }
 
 /** Turns a DumpRejectedError into a BackupError that says which text was wrong. */

@@ -6,7 +6,6 @@
 // The service may keep running meanwhile. The restore holds the restore lock, which every
 // process's database monitor sees at its next ping: from then on they answer 503 at once (and
 // never, say, 401 for a user whose rows are not loaded yet), and serve again once it is released.
-import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout } from 'node:timers/promises';
@@ -16,9 +15,8 @@ import type { Migration } from '../db/migrations';
 import { restoreLockName } from '../db/locks';
 import { withMigrationLock } from '../db/migrate';
 import type { Logger } from '../logger';
-import { findTool, withOptionFile } from './clientTools';
 import { type DumpFacts, inspectDumpFile } from './dumpFile';
-import { OutputTail, runTool } from './toolProcess';
+import { runClientTool } from './toolProcess';
 import { NamedError } from '../util/errors';
 
 /** Beyond two monitor intervals: a ping already under way when the lock was taken. */
@@ -79,24 +77,19 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
 
 /** Streams the decompressed dump into the command-line client. */
 async function load(file: string, options: RestoreOptions): Promise<void> {
-  const tool = findTool('client');
-  await withOptionFile(options.db, async (optionFile) => {
-    const child = spawn(tool, [`--defaults-extra-file=${optionFile}`, '--batch', options.db.database], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    const stderr = new OutputTail(child.stderr);
-    const [exit, feeding] = await Promise.allSettled([
-      runTool(child, tool, { timeoutMs: options.timeoutMs }),
-      pipeline(createReadStream(file), createGunzip(), child.stdin),
-    ]);
-    if (exit.status === 'rejected') throw exit.reason;
-    // The client stops reading at the first failed statement, which breaks the pipe: its own
-    // message says why, so it comes first.
-    if (exit.value !== 0) {
-      throw new RestoreError(`${tool} exited with code ${exit.value} while loading: ${stderr.text() || 'no message'}`);
-    }
-    if (feeding.status === 'rejected') {
-      throw new RestoreError(`reading ${file} failed: ${(feeding.reason as Error).message}`, { cause: feeding.reason });
-    }
-  });
+  const run = await runClientTool(
+    'client',
+    options.db,
+    ['--batch', options.db.database],
+    { input: (stdin) => pipeline(createReadStream(file), createGunzip(), stdin) },
+    { timeoutMs: options.timeoutMs },
+  );
+  // The client stops reading at the first failed statement, which breaks the pipe: its own
+  // message says why, so it comes first.
+  if (run.exitCode !== 0) {
+    throw new RestoreError(`${run.tool} exited with code ${run.exitCode} while loading: ${run.stderr || 'no message'}`);
+  }
+  if (run.streamError) {
+    throw new RestoreError(`reading ${file} failed: ${run.streamError.message}`, { cause: run.streamError });
+  }
 }

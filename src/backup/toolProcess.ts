@@ -1,10 +1,13 @@
-// A child process of the MariaDB/MySQL tools, watched: its exit code, the end of what it said on
-// stderr (for the error message), a bound on its run time, and a way to stop it from outside.
-import type { ChildProcess } from 'node:child_process';
-import type { Readable } from 'node:stream';
+// One run of a MariaDB/MySQL tool (the dump tool for a backup, the client for a restore), watched:
+// credentials in an option file, its exit code, the end of what it said on stderr (for the error
+// message), a bound on its run time, and a way to stop it from outside.
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import type { DatabaseConfig } from '../config';
+import { type ClientTool, findTool, withOptionFile } from './clientTools';
 
 /** Keeps the last few KiB a stream said; a tool's error is at the end, and the rest can be long. */
-export class OutputTail {
+class OutputTail {
   private kept = '';
 
   constructor(stream: Readable, private readonly limit = 4096) {
@@ -28,7 +31,7 @@ export interface RunLimits {
  * Resolves with the tool's exit code once it has ended. Rejects when it could not start, ran past
  * the time limit, or was aborted; in the last two cases it is killed first.
  */
-export function runTool(child: ChildProcess, name: string, limits: RunLimits): Promise<number> {
+function runTool(child: ChildProcess, name: string, limits: RunLimits): Promise<number> {
   return new Promise((resolve, reject) => {
     let stopReason: string | undefined;
     const stop = (reason: string): void => {
@@ -54,4 +57,55 @@ export function runTool(child: ChildProcess, name: string, limits: RunLimits): P
       else resolve(code ?? (signal ? 128 : 1));
     });
   });
+}
+
+/** The tool's stdout goes to `output`, or `input` feeds its stdin; each resolves once done. */
+export type ToolStream =
+  | { readonly output: (stdout: Readable) => Promise<void> }
+  | { readonly input: (stdin: Writable) => Promise<void> };
+
+export interface ToolOutcome {
+  /** The binary that ran, e.g. `mariadb-dump`. */
+  readonly tool: string;
+  readonly exitCode: number;
+  /** The end of what it said on stderr, on one line. */
+  readonly stderr: string;
+  /** Why the stream to or from it failed, if it did. */
+  readonly streamError: Error | undefined;
+}
+
+/**
+ * Runs a client tool against `db` with the credentials in a private option file, its stdin or
+ * stdout connected to `stream`, and waits for both to end. Rejects only when the tool could not
+ * run, ran too long or was stopped: a non-zero exit and a failed stream are for the caller to
+ * weigh, since which one explains the other depends on the direction.
+ */
+export async function runClientTool(
+  kind: ClientTool,
+  db: DatabaseConfig,
+  args: readonly string[],
+  stream: ToolStream,
+  limits: RunLimits,
+): Promise<ToolOutcome> {
+  const tool = findTool(kind);
+  return withOptionFile(db, async (optionFile) => {
+    const child = spawn(tool, [`--defaults-extra-file=${optionFile}`, ...args], { stdio: 'pipe' });
+    const stderr = new OutputTail(child.stderr);
+    let streaming: Promise<void>;
+    if ('input' in stream) {
+      child.stdout.resume();
+      streaming = stream.input(child.stdin);
+    } else {
+      child.stdin.end();
+      streaming = stream.output(child.stdout);
+    }
+    const [exit, streamed] = await Promise.allSettled([runTool(child, tool, limits), streaming]);
+    if (exit.status === 'rejected') throw exit.reason;
+    const streamError = streamed.status === 'rejected' ? asError(streamed.reason) : undefined;
+    return { tool, exitCode: exit.value, stderr: stderr.text(), streamError };
+  });
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }

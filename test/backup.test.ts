@@ -2,7 +2,7 @@
 // what is backed up can be restored and logged into, a dump taken under load is consistent, old
 // backups go, a bad file changes nothing, and a failed backup leaves nothing and alerts.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -178,8 +178,13 @@ test('retention keeps the newest BACKUP_KEEP backups of this database and nothin
   const first = await backupOf(db, dir, { BACKUP_KEEP: '2' });
   // Older backups of this database, and files that are not ours to remove.
   const old = ['20200101T000000Z', '20210101T000000Z', '20220101T000000Z'].map((stamp) => `${db.name}-${stamp}.sql.gz`);
-  const others = [`other_db-20200101T000000Z.sql.gz`, 'notes.txt'];
-  for (const name of [...old, ...others]) writeFileSync(path.join(dir, name), 'x');
+  // A partial file a killed run left a day ago goes; one a run may still be writing stays.
+  const stalePartial = `.${db.name}-1577836800000-4242.partial`;
+  const freshPartial = `.${db.name}-${Date.now()}-4243.partial`;
+  const others = [`other_db-20200101T000000Z.sql.gz`, 'notes.txt', freshPartial];
+  for (const name of [...old, ...others, stalePartial]) writeFileSync(path.join(dir, name), 'x');
+  const dayAndMinuteAgo = (Date.now() - 24 * 3600 * 1000 - 60_000) / 1000;
+  utimesSync(path.join(dir, stalePartial), dayAndMinuteAgo, dayAndMinuteAgo);
   const second = await backupOf(db, dir, { BACKUP_KEEP: '2' });
   t.not(second, first, 'two backups within one second get two names');
   t.deepEqual(readdirSync(dir).sort(), [path.basename(first), path.basename(second), ...others].sort());

@@ -7,27 +7,18 @@ import { type BackupName, compareBackupNames, isPartialName, parseBackupName } f
 /** A partial file this old belongs to a run that was killed, not to one still writing. */
 const STALE_PARTIAL_MS = 24 * 3600 * 1000;
 
-export interface BackupEntry extends BackupName {
-  readonly file: string;
-}
-
-/** This database's published backups in `dir`, oldest first. */
-export async function listBackups(dir: string, database: string): Promise<BackupEntry[]> {
-  const entries: BackupEntry[] = [];
-  for (const fileName of await readdir(dir)) {
-    const name = parseBackupName(database, fileName);
-    if (name) entries.push({ ...name, file: path.join(dir, fileName) });
-  }
-  return entries.sort(compareBackupNames);
-}
-
 /** Removes the oldest backups beyond `keep`, and partial files left by killed runs; returns what went. */
 export async function pruneBackups(dir: string, database: string, keep: number): Promise<string[]> {
-  const backups = await listBackups(dir, database);
-  const removed = backups.slice(0, Math.max(0, backups.length - keep)).map((entry) => entry.file);
+  const backups: Array<BackupName & { readonly file: string }> = [];
+  const partials: string[] = [];
   for (const fileName of await readdir(dir)) {
-    if (!isPartialName(database, fileName)) continue;
-    const file = path.join(dir, fileName);
+    const name = parseBackupName(database, fileName);
+    if (name) backups.push({ ...name, file: path.join(dir, fileName) });
+    else if (isPartialName(database, fileName)) partials.push(path.join(dir, fileName));
+  }
+  backups.sort(compareBackupNames);
+  const removed = backups.slice(0, Math.max(0, backups.length - keep)).map((entry) => entry.file);
+  for (const file of partials) {
     const info = await stat(file).catch(() => undefined);
     if (info && Date.now() - info.mtimeMs > STALE_PARTIAL_MS) removed.push(file);
   }

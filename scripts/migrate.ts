@@ -2,10 +2,11 @@
 import { ConfigError, databaseTarget, loadConfig } from '../src/config';
 import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
+import { configureLoggingFor, getLogger } from '../src/logger';
 import { messageOf } from '../src/util/errors';
+import { runLoggedCommand } from './lib/command';
 
-async function run(): Promise<void> {
+async function run(): Promise<number> {
   const config = loadConfig();
   configureLoggingFor(config, false);
   const log = getLogger('migrations');
@@ -17,7 +18,7 @@ async function run(): Promise<void> {
     for (const name of status.applied) console.log(`  applied  ${name}`);
     for (const name of status.pending) console.log(`  pending  ${name}`);
     console.log(`${status.applied.length} applied, ${status.pending.length} pending`);
-    return;
+    return 0;
   }
   const applied = await migrate(config.db, log, options);
   console.log(
@@ -25,18 +26,9 @@ async function run(): Promise<void> {
       ? `${target}: schema is up to date`
       : `${target}: applied ${applied.length} migration(s): ${applied.join(', ')}`,
   );
+  return 0;
 }
 
-run()
-  .catch((error: unknown) => {
-    const message =
-      error instanceof ConfigError || error instanceof MigrationError ? error.message : `Migration failed: ${messageOf(error)}`;
-    console.error(message);
-    try {
-      getLogger('migrations').error(message);
-    } catch {
-      // logging may not be configured yet (bad configuration)
-    }
-    process.exitCode = 1;
-  })
-  .finally(() => shutdownLogging());
+runLoggedCommand('migrations', run, (error) =>
+  error instanceof ConfigError || error instanceof MigrationError ? error.message : `Migration failed: ${messageOf(error)}`,
+);

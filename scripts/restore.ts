@@ -5,8 +5,9 @@ import { DumpRejectedError, type DumpFacts } from '../src/backup/dumpFile';
 import { restoreBackup } from '../src/backup/restore';
 import { ConfigError, databaseTarget, loadConfig } from '../src/config';
 import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLoggingFor, getLogger, shutdownLogging } from '../src/logger';
+import { configureLoggingFor, getLogger } from '../src/logger';
 import { messageOf, NamedError } from '../src/util/errors';
+import { runLoggedCommand } from './lib/command';
 
 const USAGE = 'usage: npm run restore -- FILE [--yes]';
 
@@ -61,23 +62,10 @@ async function run(): Promise<number> {
   return 0;
 }
 
-run()
-  .catch((error: unknown) => {
-    const message =
-      error instanceof DumpRejectedError
-        ? `Refusing to restore ${process.argv.slice(2).find((arg) => !arg.startsWith('-'))}: ${error.message}. Nothing was changed.`
-        : error instanceof UsageError || error instanceof ConfigError
-          ? error.message
-          : `Restore failed: ${messageOf(error)}`;
-    console.error(message);
-    try {
-      getLogger('restore').error(message);
-    } catch {
-      // logging may not be configured yet (bad arguments or configuration)
-    }
-    return 1;
-  })
-  .then(async (code) => {
-    process.exitCode = code;
-    await shutdownLogging();
-  });
+runLoggedCommand('restore', run, (error) =>
+  error instanceof DumpRejectedError
+    ? `Refusing to restore ${process.argv.slice(2).find((arg) => !arg.startsWith('-'))}: ${error.message}. Nothing was changed.`
+    : error instanceof UsageError || error instanceof ConfigError
+      ? error.message
+      : `Restore failed: ${messageOf(error)}`,
+);

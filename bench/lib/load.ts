@@ -149,10 +149,27 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
+/** One side of alternatingRounds: its runs, and the medians over them. */
+export interface RoundsSummary {
+  readonly runs: readonly LoadResult[];
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+function summarize(runs: readonly LoadResult[]): RoundsSummary {
+  return {
+    runs,
+    requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)),
+    p50Ms: median(runs.map((run) => run.p50Ms)),
+    p99Ms: median(runs.map((run) => run.p99Ms)),
+  };
+}
+
 /**
  * The same GET load on a reference and on what is measured, in alternating rounds (reference
  * first), after a 1 s warm-up of each (JIT, pools, keep-alive sockets). The machine is noisy:
- * callers compare the medians of the two lists.
+ * what counts is the medians of the two sides, and `ratio` (measured over reference throughput).
  */
 export async function alternatingRounds(options: {
   readonly referenceUrl: string;
@@ -161,16 +178,18 @@ export async function alternatingRounds(options: {
   readonly rounds: number;
   readonly seconds: number;
   readonly connections?: number;
-}): Promise<{ reference: LoadResult[]; measured: LoadResult[] }> {
+}): Promise<{ reference: RoundsSummary; measured: RoundsSummary; ratio: number }> {
   const load = (url: string, durationSeconds: number): Promise<LoadResult> =>
     runLoad({ url: `${url}${options.path}`, connections: options.connections ?? 64, durationSeconds });
   await load(options.referenceUrl, 1);
   await load(options.measuredUrl, 1);
-  const reference: LoadResult[] = [];
-  const measured: LoadResult[] = [];
+  const referenceRuns: LoadResult[] = [];
+  const measuredRuns: LoadResult[] = [];
   for (let round = 0; round < options.rounds; round++) {
-    reference.push(await load(options.referenceUrl, options.seconds));
-    measured.push(await load(options.measuredUrl, options.seconds));
+    referenceRuns.push(await load(options.referenceUrl, options.seconds));
+    measuredRuns.push(await load(options.measuredUrl, options.seconds));
   }
-  return { reference, measured };
+  const reference = summarize(referenceRuns);
+  const measured = summarize(measuredRuns);
+  return { reference, measured, ratio: measured.requestsPerSecond / reference.requestsPerSecond };
 }

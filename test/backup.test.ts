@@ -2,30 +2,27 @@
 // what is backed up can be restored and logged into, a dump taken under load is consistent, old
 // backups go, a bad file changes nothing, and a failed backup leaves nothing and alerts.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import test from 'ava';
+import { utcStamp } from '../src/backup/dumpFile';
+import { RETRY_AFTER_SECONDS } from '../src/http/errors';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { freePort } from './helpers/ports';
 import { runBackup, runScript } from './helpers/scripts';
-import { startService, type Service } from './helpers/service';
+import { startService, type Service, tempDir } from './helpers/service';
 import { waitFor } from './helpers/wait';
+import { startWebhookReceiver } from './helpers/webhook';
 
 const BACKUP_NAME = /^[A-Za-z0-9_]+-\d{8}T\d{6}Z(-\d+)?\.sql\.gz$/;
 
 const databases: TestDatabase[] = [];
 const services: Service[] = [];
 
-const folders: string[] = [];
-
 test.after.always(async () => {
   await Promise.all(services.map((service) => service.stop()));
   await Promise.all(databases.map((db) => db.drop()));
-  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
 });
 
 async function database(): Promise<TestDatabase> {
@@ -44,14 +41,21 @@ function backupEnv(db: TestDatabase, dir: string, extra: Record<string, string> 
   return { ...db.env, BACKUP_DIR: dir, LOG_DIR: path.join(dir, '..', 'logs'), ...extra };
 }
 
-function tempFolder(prefix: string): string {
-  const folder = mkdtempSync(path.join(os.tmpdir(), prefix));
-  folders.push(folder);
-  return folder;
+/** A BACKUP_DIR not made yet (the backup makes it), beside the LOG_DIR backupEnv gives. */
+function backupDir(): string {
+  return path.join(tempDir('ra-bk-'), 'backups');
 }
 
-function tempDir(): string {
-  return path.join(tempFolder('ra-bk-'), 'backups');
+/**
+ * A PATH whose first mariadb-dump is a stand-in: it answers --version as the real one does and
+ * runs `body` (sh) for the dump itself.
+ */
+function pathWithFakeDumpTool(body: readonly string[]): string {
+  const bin = tempDir('ra-fakebin-');
+  writeFileSync(path.join(bin, 'mariadb-dump'), ['#!/bin/sh', '[ "$1" = --version ] && exit 0', ...body].join('\n'), {
+    mode: 0o755,
+  });
+  return `${bin}:${process.env['PATH'] ?? ''}`;
 }
 
 /** Runs a backup that must succeed; returns the file it wrote. */
@@ -78,11 +82,12 @@ test('backup, drop the users table, restore while the service runs: the same use
   for (const username of names) {
     t.is((await api.request('/api/register', { body: { username, password: password(username) } })).status, 201);
   }
-  const dir = tempDir();
+  const dir = backupDir();
   const file = await backupOf(db, dir);
   t.regex(path.basename(file), BACKUP_NAME);
   t.regex(path.basename(file), new RegExp(`^${db.name}-`));
   t.is(statSync(file).mode & 0o777, 0o600, 'dumps hold password hashes: owner only');
+  t.is(statSync(dir).mode & 0o777, 0o700, 'and so does their folder');
   t.deepEqual(readdirSync(dir), [path.basename(file)], 'no partial file left');
   const sql = gunzipSync(readFileSync(file)).toString();
   t.regex(sql, /CREATE TABLE `users`/);
@@ -92,7 +97,7 @@ test('backup, drop the users table, restore while the service runs: the same use
   await db.query('DROP TABLE users');
   const lost = await api.request('/api/login', { body: { username: 'alice', password: password('alice') } });
   t.is(lost.status, 503, 'a missing table is an outage, not a 500');
-  t.truthy(lost.headers['retry-after']);
+  t.is(lost.headers['retry-after'], String(RETRY_AFTER_SECONDS));
 
   // Logins keep coming during the restore: each is answered 200 or 503, never a 500 or a hang.
   let restoring = true;
@@ -108,7 +113,7 @@ test('backup, drop the users table, restore while the service runs: the same use
   t.is(restore.code, 0, restore.stderr);
   t.regex(restore.stdout, /Restored .* 3 users/);
   t.deepEqual(duringRestore.filter((status) => status !== 200 && status !== 503), []);
-  t.true(duringRestore.includes(503), 'the service held off while the tables were replaced');
+  // The dropped table alone answers 503 too: the log line shows the restore lock was seen.
   t.regex(api.log(), /Database unreachable \(DB_RESTORING: a restore of \w+ is under way\)/);
 
   await waitFor('the service to serve again', async () => (await api.request('/health')).status === 200, 5000, 50);
@@ -138,7 +143,7 @@ test('a backup taken while users register is one consistent snapshot, and every 
     while (registered.length < n) await new Promise((resolve) => setTimeout(resolve, 20));
   };
   await waitForUsers(10);
-  const dir = tempDir();
+  const dir = backupDir();
   const file = await backupOf(db, dir);
   const registeredByBackupEnd = registered.length;
   await waitForUsers(registeredByBackupEnd + 5);
@@ -151,13 +156,15 @@ test('a backup taken while users register is one consistent snapshot, and every 
   execFileSync('sh', ['-c', `gunzip -c '${file}' | mariadb -h 127.0.0.1 -P ${copy.env['MYSQL_PORT']} -u root ${copy.name}`]);
   const snapshot = await userCount(copy);
   t.true(snapshot.rows >= 10, `${snapshot.rows} users in the dump`);
-  t.true(snapshot.rows < registered.length, 'the dump is a snapshot, not the later state');
+  // Taken before the backup ended: at most the two registrations in flight then were not answered yet.
+  t.true(snapshot.rows <= registeredByBackupEnd + 2, `${snapshot.rows} users in the dump, ${registeredByBackupEnd} answered by then`);
   t.is(snapshot.counted, snapshot.rows, 'user_stats and users are from the same snapshot');
 
   const users = await copy.query<Array<{ username: string; password_hash: string }>>(
     'SELECT username, password_hash FROM users ORDER BY id',
   );
   t.true(users.every((user) => user.password_hash.length > 20), 'every row is whole');
+  t.deepEqual(users.map((user) => user.username).filter((name) => !registered.includes(name)), [], 'every user in it was answered 201');
 
   // The restore of that dump into another database: every user in it can log in there.
   const restored = await database();
@@ -174,7 +181,7 @@ test('a backup taken while users register is one consistent snapshot, and every 
 test('retention keeps the newest BACKUP_KEEP backups of this database and nothing else is touched', async (t) => {
   const db = await database();
   await runScript('migrate', [], { env: db.env });
-  const dir = tempDir();
+  const dir = backupDir();
   const first = await backupOf(db, dir, { BACKUP_KEEP: '2' });
   // Older backups of this database, and files that are not ours to remove.
   const old = ['20200101T000000Z', '20210101T000000Z', '20220101T000000Z'].map((stamp) => `${db.name}-${stamp}.sql.gz`);
@@ -186,15 +193,28 @@ test('retention keeps the newest BACKUP_KEEP backups of this database and nothin
   const dayAndMinuteAgo = (Date.now() - 24 * 3600 * 1000 - 60_000) / 1000;
   utimesSync(path.join(dir, stalePartial), dayAndMinuteAgo, dayAndMinuteAgo);
   const second = await backupOf(db, dir, { BACKUP_KEEP: '2' });
-  t.not(second, first, 'two backups within one second get two names');
   t.deepEqual(readdirSync(dir).sort(), [path.basename(first), path.basename(second), ...others].sort());
+});
+
+test('a backup never replaces another: a name already taken gets the next number', async (t) => {
+  const db = await database();
+  await runScript('migrate', [], { env: db.env });
+  const dir = backupDir();
+  mkdirSync(dir, { recursive: true });
+  // Every name the next half-minute could give is taken already.
+  const now = Date.now();
+  const taken = Array.from({ length: 30 }, (_, i) => `${db.name}-${utcStamp(new Date(now + (i - 2) * 1000))}.sql.gz`);
+  for (const name of taken) writeFileSync(path.join(dir, name), 'placeholder');
+  const file = await backupOf(db, dir, { BACKUP_KEEP: '100' });
+  t.regex(path.basename(file), /T\d{6}Z-2\.sql\.gz$/);
+  t.true(taken.every((name) => readFileSync(path.join(dir, name), 'utf8') === 'placeholder'), 'no backup was replaced');
 });
 
 test('a truncated, cut-short or foreign dump is refused and changes nothing', async (t) => {
   const db = await database();
   const api = await service(db);
   t.is((await api.request('/api/register', { body: { username: 'keeper', password: password('keeper') } })).status, 201);
-  const dir = tempDir();
+  const dir = backupDir();
   const file = await backupOf(db, dir);
   await db.query("INSERT INTO users (username, password_hash) VALUES ('after_backup', 'x')");
 
@@ -205,12 +225,16 @@ test('a truncated, cut-short or foreign dump is refused and changes nothing', as
     'no-footer.sql.gz': gzipSync(sql.slice(0, sql.lastIndexOf('-- Dump completed'))),
     'foreign.sql.gz': gzipSync(sql.replace(/`users`/g, '`customers`')),
     'not-gzip.sql.gz': Buffer.from(sql),
+    'own-database.sql.gz': gzipSync(sql.replace('\nCREATE TABLE `users` (', '\nUSE `elsewhere`;\nCREATE TABLE `users` (')),
+    'no-header.sql.gz': gzipSync(`SELECT 1;\n${sql}`),
   };
   const expected = {
     'truncated.sql.gz': /not a complete gzip file/,
     'no-footer.sql.gz': /no "-- Dump completed" footer/,
     'foreign.sql.gz': /not a dump of this service's database \(no table users\)/,
     'not-gzip.sql.gz': /not a complete gzip file/,
+    'own-database.sql.gz': /names its own database \(USE or CREATE DATABASE/,
+    'no-header.sql.gz': /does not start like a mariadb-dump or mysqldump file \(first line: "SELECT 1;"\)/,
   };
   for (const [name, content] of Object.entries(bad)) {
     const badFile = path.join(dir, '..', name);
@@ -230,18 +254,9 @@ test('a truncated, cut-short or foreign dump is refused and changes nothing', as
 });
 
 test('a backup with the database down exits non-zero, leaves no file and alerts', async (t) => {
-  const alerts: Array<Record<string, unknown>> = [];
-  const webhook = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      alerts.push(JSON.parse(body) as Record<string, unknown>);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  const webhook = await startWebhookReceiver();
   try {
-    const dir = tempDir();
+    const dir = backupDir();
     const deadPort = await freePort();
     const run = await runBackup({
       env: {
@@ -250,44 +265,54 @@ test('a backup with the database down exits non-zero, leaves no file and alerts'
         MYSQL_DATABASE: 'ra_backup_down',
         BACKUP_DIR: dir,
         LOG_DIR: path.join(dir, '..', 'logs'),
-        ALERT_WEBHOOK_URL: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`,
+        ALERT_WEBHOOK_URL: `${webhook.url}/hook`,
       },
     });
     t.is(run.code, 1);
     t.regex(run.stderr, /Backup of 127\.0\.0\.1:\d+\/ra_backup_down failed: mariadb-dump exited with code \d+: .*connect/i);
     t.deepEqual(readdirSync(dir), [], 'no backup and no partial file');
-    t.is(alerts.length, 1);
-    t.like(alerts[0], { level: 'CRITICAL', app: 'backup', event: 'backup_failed', service: 'resilient-api' });
-    t.regex(String(alerts[0]?.['message']), /ra_backup_down failed/);
+    t.is(webhook.received.length, 1);
+    t.like(webhook.received[0], {
+      level: 'CRITICAL',
+      app: 'backup',
+      event: 'backup_failed',
+      service: 'resilient-api',
+      details: { database: 'ra_backup_down', server: `127.0.0.1:${deadPort}`, dir },
+    });
+    t.regex(String(webhook.received[0]?.['message']), /ra_backup_down failed/);
     const log = readFileSync(path.join(dir, '..', 'logs', 'backend.log'), 'utf8');
     t.regex(log, / - backup - ERROR - Backup of 127\.0\.0\.1:\d+\/ra_backup_down failed: /);
   } finally {
-    webhook.close();
+    await webhook.close();
   }
 });
 
+test('a dump tool that exits 0 with a cut-short dump publishes nothing', async (t) => {
+  const fakePath = pathWithFakeDumpTool(['echo "-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB"', 'echo "CREATE TABLE \\`users\\` ("', 'exit 0']);
+  const dir = backupDir();
+  const run = await runBackup({
+    env: { PATH: fakePath, MYSQL_DATABASE: 'ra_backup_cut', BACKUP_DIR: dir, LOG_DIR: path.join(dir, '..', 'logs') },
+  });
+  t.is(run.code, 1);
+  t.regex(run.stderr, /the output of mariadb-dump is not a usable dump: it has no "-- Dump completed" footer/);
+  t.deepEqual(readdirSync(dir), [], 'no backup and no partial file');
+});
+
 test('credentials reach the dump tool in a private option file, never on its command line', async (t) => {
-  // A stand-in mariadb-dump first on PATH records what it was given, as `ps` would show it.
-  const bin = tempFolder('ra-fakebin-');
-  const record = path.join(bin, 'record');
-  writeFileSync(
-    path.join(bin, 'mariadb-dump'),
-    [
-      '#!/bin/sh',
-      '[ "$1" = --version ] && exit 0',
-      `echo "$@" > ${record}`,
-      'file=${1#--defaults-extra-file=}',
-      `stat -c %a "$file" >> ${record}`,
-      `cat "$file" >> ${record}`,
-      'echo "$file" >> ' + record,
-      'exit 3',
-    ].join('\n'),
-    { mode: 0o755 },
-  );
-  const dir = tempDir();
+  // A stand-in mariadb-dump records what it was given, as `ps` would show it.
+  const record = path.join(tempDir('ra-record-'), 'record');
+  const fakePath = pathWithFakeDumpTool([
+    `echo "$@" > ${record}`,
+    'file=${1#--defaults-extra-file=}',
+    `stat -c %a "$file" >> ${record}`,
+    `cat "$file" >> ${record}`,
+    'echo "$file" >> ' + record,
+    'exit 3',
+  ]);
+  const dir = backupDir();
   const run = await runBackup({
     env: {
-      PATH: `${bin}:${process.env['PATH'] ?? ''}`,
+      PATH: fakePath,
       MYSQL_PASSWORD: 'se"cr\\et-9f2c',
       MYSQL_DATABASE: 'ra_backup_creds',
       BACKUP_DIR: dir,

@@ -37,6 +37,7 @@ test('one alert when /health turns unhealthy, one when it recovers', async (t) =
   await waitFor('the recovery alert', () => events().includes('health_recovered'), 15_000, 100);
   await sleep(2000);
   t.deepEqual(events(), ['health_unhealthy', 'health_recovered']);
+  t.like(webhook.received[1], { level: 'INFO', app: 'api', event: 'health_recovered', message: 'Service healthy again' });
   t.regex(sandbox.supervisorLog(), / - supervisor - ERROR - Service unhealthy: \/health answered 503[\s\S]* - supervisor - INFO - Service healthy again/);
   // The api process itself never restarted: an outage of the database is not a crash.
   const [worker] = await sandbox.workers();

@@ -1,8 +1,7 @@
 // Migrations in operation: a failing migration stops `npm run migrate` and start-up with a message
 // that names it, leaves the schema as it was and usable, and in production a backup is taken
 // before anything is applied (by whichever process finds migrations pending).
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import type { DatabaseConfig } from '../src/config';
@@ -12,20 +11,12 @@ import { failingMigration } from '../src/db/migrations/faults';
 import { getLogger } from '../src/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { runScript } from './helpers/scripts';
-import { startService } from './helpers/service';
+import { startService, tempDir } from './helpers/service';
 
 const databases: TestDatabase[] = [];
-const folders: string[] = [];
 test.after.always(async () => {
   await Promise.all(databases.map((db) => db.drop()));
-  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
 });
-
-function tempFolder(): string {
-  const folder = mkdtempSync(path.join(os.tmpdir(), 'ra-migops-'));
-  folders.push(folder);
-  return folder;
-}
 
 async function database(): Promise<{ db: TestDatabase; config: DatabaseConfig }> {
   const db = await createTestDatabase('ra_migops');
@@ -84,15 +75,17 @@ test('the step before applying runs once, only when something is pending, and it
   ]);
 });
 
-test('the service stops start-up on a failing migration with a clear message, and starts on the previous schema', async (t) => {
+test('the service backs up, then stops start-up on a failing migration with a clear message, and starts on the previous schema', async (t) => {
   const { db } = await database();
-  const logDir = tempFolder();
+  const logDir = tempDir('ra-migops-');
   const first = await startService({ env: db.env, logDir });
   t.is((await first.request('/api/register', { body: { username: 'kept', password: 'kept-password' } })).status, 201);
   await first.stop();
 
+  // The worker that finds a migration pending takes the backup first, as npm run migrate does.
+  const backupDir = path.join(logDir, 'backups');
   const failing = await startService({
-    env: { ...db.env, FAULT_INJECTION: '1', FAULT_FAILING_MIGRATION: '1' },
+    env: { ...db.env, FAULT_INJECTION: '1', FAULT_FAILING_MIGRATION: '1', BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backupDir },
     logDir,
     waitFor: 'none',
   });
@@ -101,6 +94,8 @@ test('the service stops start-up on a failing migration with a clear message, an
     failing.log(),
     / - lifecycle - FATAL - Start-up failed MigrationError: Migration 900-fault-injected-failure failed: Duplicate column name/,
   );
+  t.regex(failing.log(), / - backup - INFO - Backup before migrating written: /);
+  t.is(readdirSync(backupDir).filter((name) => name.endsWith('.sql.gz')).length, 1);
 
   const again = await startService({ env: db.env, logDir });
   try {
@@ -113,7 +108,7 @@ test('the service stops start-up on a failing migration with a clear message, an
 
 test('npm run migrate in production backs up before applying, and --status lists what is pending', async (t) => {
   const { db } = await database();
-  const dir = path.join(tempFolder(), 'backups');
+  const dir = path.join(tempDir('ra-migops-'), 'backups');
   const env = {
     ...db.env,
     NODE_ENV: 'production',

@@ -152,13 +152,18 @@ test('the security headers are on answers to requests Node cannot parse, too', a
   t.regex(data, /\r\nContent-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n/i);
 });
 
-test('a slowloris client that never finishes its headers is cut off', async (t) => {
+/** Sends `head`, then one more byte every 200 ms for as long as the server keeps the socket. */
+async function trickle(head: string, byte: string, timeoutMs: number): Promise<{ data: string; ms: number }> {
   let timer: NodeJS.Timeout | undefined;
-  const { data, ms } = await rawExchange(service.port, (socket) => {
-    socket.write('GET /livez HTTP/1.1\r\nHost: x\r\n');
-    // One more header byte every 200 ms, forever: the socket is never idle.
-    timer = setInterval(() => socket.writable && socket.write('X'), 200);
-  }, 10_000).finally(() => clearInterval(timer));
+  return rawExchange(service.port, (socket) => {
+    socket.write(head);
+    timer = setInterval(() => socket.writable && socket.write(byte), 200);
+  }, timeoutMs).finally(() => clearInterval(timer));
+}
+
+test('a slowloris client that never finishes its headers is cut off', async (t) => {
+  // The socket is never idle: one more header byte every 200 ms, forever.
+  const { data, ms } = await trickle('GET /livez HTTP/1.1\r\nHost: x\r\n', 'X', 10_000);
   // HTTP_HEADERS_TIMEOUT_MS=1500, checked every second: cut between 1.5 and 2.5 s, well before
   // the 5 s request timeout could have done it.
   t.true(ms >= 1400 && ms < 4400, `closed after ${ms} ms`);
@@ -167,11 +172,8 @@ test('a slowloris client that never finishes its headers is cut off', async (t) 
 });
 
 test('a client that sends its body too slowly is cut off', async (t) => {
-  let timer: NodeJS.Timeout | undefined;
-  const { data, ms } = await rawExchange(service.port, (socket) => {
-    socket.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
-    timer = setInterval(() => socket.writable && socket.write(' '), 200);
-  }, 12_000).finally(() => clearInterval(timer));
+  const head = 'POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{';
+  const { data, ms } = await trickle(head, ' ', 12_000);
   // HTTP_REQUEST_TIMEOUT_MS=5000, checked every second.
   t.true(ms >= 4500 && ms < 7500, `closed after ${ms} ms`);
   t.regex(data, /^HTTP\/1\.1 408 /);

@@ -9,7 +9,7 @@ import { appendFileSync, mkdirSync, stat } from 'node:fs';
 import path from 'node:path';
 import { format } from 'node:util';
 import log4js from 'log4js';
-import type { Config, LogLevel } from './config';
+import { type Config, type ConfigError, type Env, EnvReader, type LogLevel, readLogFiles } from './config';
 import { redact, registerSecret } from './redact';
 
 export type Logger = log4js.Logger;
@@ -140,6 +140,15 @@ export function configureLogging(options: LoggerOptions): void {
 
 export function getLogger(category: string): Logger {
   return log4js.getLogger(category);
+}
+
+/**
+ * For a process whose configuration did not load, before it exits: the reason, in the
+ * backend.log the configuration would have named (LOG_DIR, and the file limits where valid).
+ */
+export function logBadConfigurationSync(category: string, error: ConfigError, env: Env = process.env): void {
+  configureLogging({ ...readLogFiles(new EnvReader(env)), level: 'info', console: false });
+  logFatalSync(category, error.message);
 }
 
 /**

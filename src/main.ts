@@ -12,7 +12,7 @@ import { OverloadGuard } from './http/overload';
 import { createServer } from './http/server';
 import { closeConnectionsAfterResponses } from './http/respond';
 import { Lifecycle } from './lifecycle';
-import { configureLogging, configureLoggingFor, getLogger, logFatalSync } from './logger';
+import { configureLoggingFor, getLogger, logBadConfigurationSync, logFatalSync } from './logger';
 import { startProcessMetrics } from './metrics/start';
 import { version } from './version';
 
@@ -23,9 +23,7 @@ function readConfig(): Config {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    // Logging is not configured yet: write where it would have gone, then stop.
-    configureLogging({ dir: process.env['LOG_DIR'] || 'logs', level: 'info', maxBytes: 10 * 1024 * 1024, backups: 5, console: false });
-    logFatalSync('config', error.message);
+    logBadConfigurationSync('config', error);
     process.exitCode = 78; // EX_CONFIG
     throw error;
   }

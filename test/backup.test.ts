@@ -287,6 +287,16 @@ test('a backup with the database down exits non-zero, leaves no file and alerts'
   }
 });
 
+test('a bad configuration stops the backup with exit 78 and one line in backend.log', async (t) => {
+  const dir = backupDir();
+  const logDir = path.join(dir, '..', 'logs');
+  const run = await runBackup({ env: { BACKUP_DIR: dir, LOG_DIR: logDir, BACKUP_KEEP: 'none' } });
+  t.is(run.code, 78);
+  t.regex(run.stderr, / - backup - FATAL - Invalid configuration: BACKUP_KEEP must be an integer from 1 to 1000 \(got "none"\)/);
+  t.regex(readFileSync(path.join(logDir, 'backend.log'), 'utf8'), / - backup - FATAL - Invalid configuration: BACKUP_KEEP/);
+  t.throws(() => readdirSync(dir), undefined, 'no backup folder made');
+});
+
 test('a dump tool that exits 0 with a cut-short dump publishes nothing', async (t) => {
   const fakePath = pathWithFakeDumpTool(['echo "-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB"', 'echo "CREATE TABLE \\`users\\` ("', 'exit 0']);
   const dir = backupDir();

@@ -3,7 +3,7 @@
 // Resolves with the exit code; never rejects.
 import { AlertSender } from '../alerts';
 import { type Config, ConfigError, databaseTarget, loadConfig } from '../config';
-import { configureLogging, configureLoggingFor, getLogger, logFatalSync } from '../logger';
+import { configureLoggingFor, getLogger, logBadConfigurationSync } from '../logger';
 import { createBackup } from './backup';
 import { messageOf } from '../util/errors';
 
@@ -27,8 +27,7 @@ function readConfig(env: Env): Config | undefined {
     return loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    configureLogging({ dir: env['LOG_DIR'] || 'logs', level: 'info', maxBytes: 10 * 1024 * 1024, backups: 5, console: false });
-    logFatalSync('backup', error.message);
+    logBadConfigurationSync('backup', error, env);
     return undefined;
   }
 }

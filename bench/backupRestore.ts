@@ -6,12 +6,13 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import { restoreHoldOffMs } from '../src/backup/restore';
 import { loadConfig } from '../src/config';
 import { migrate } from '../src/db/migrate';
 import { getLogger } from '../src/logger';
+import { ROOT } from '../test/helpers/service';
 import { fakePasswordHash } from './lib/users';
 
-const ROOT = path.resolve(__dirname, '..');
 const USERS = Number(process.argv[2] ?? 100_000);
 const BATCH = 5_000;
 // 64-byte keys, twice what passwords.ts writes: kept so the figures stay comparable with the
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     const [[count]] = await admin.query<mysql.RowDataPacket[]>(
       'SELECT (SELECT COUNT(*) FROM users) AS n, (SELECT total_users FROM user_stats) AS counted',
     );
-    const holdOffMs = 2 * config.db.healthIntervalMs + 500;
+    const holdOffMs = restoreHoldOffMs(config.db);
 
     const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
     const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;

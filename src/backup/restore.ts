@@ -22,6 +22,11 @@ import { NamedError } from '../util/errors';
 /** Beyond two monitor intervals: a ping already under way when the lock was taken. */
 const SETTLE_MARGIN_MS = 500;
 
+/** How long a restore waits, lock held, for every process's monitor to see it: two pings. */
+export function restoreHoldOffMs(db: DatabaseConfig): number {
+  return 2 * db.healthIntervalMs + SETTLE_MARGIN_MS;
+}
+
 export class RestoreError extends NamedError {}
 
 export interface RestoreOptions {
@@ -57,8 +62,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       [restoreLockName(db.database)],
     );
     if (held[0]?.['acquired'] !== 1) throw new RestoreError(`another restore of ${target} is under way`);
-    // Give every process's monitor two pings to see the lock before any table goes away.
-    await setTimeout(2 * db.healthIntervalMs + SETTLE_MARGIN_MS);
+    // Every process's monitor sees the lock before any table goes away.
+    await setTimeout(restoreHoldOffMs(db));
     await load(file, options);
     const migrated = await session.applyPending({ migrations: options.migrations });
     // The dump's own count: taken in the same snapshot as the rows, and loaded before the triggers.

@@ -7,7 +7,9 @@
 // While draining, /health and /readyz answer 503 "shutting_down", every other request is still
 // served normally, and each response closes its connection. Cleanup steps run in the order they
 // were registered, within SHUTDOWN_TIMEOUT_MS in all.
-import { type Logger, logFatalSync, shutdownLogging } from './logger';
+import { type Logger, logFatalSync, logSync, shutdownLogging } from './logger';
+import { withDeadline } from './util/async';
+import { asError } from './util/errors';
 
 export type LifeState = 'starting' | 'ready' | 'draining';
 
@@ -29,7 +31,8 @@ export class Lifecycle {
   private current: LifeState = 'starting';
   private readonly steps: CleanupStep[] = [];
   private exiting: Promise<void> | undefined;
-  private drainStartedAt = 0;
+  /** When the drain began and the code it will exit with: a crash's drain stays a crash. */
+  private drain: { readonly startedAt: number; readonly exitCode: number } | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -86,19 +89,21 @@ export class Lifecycle {
   }
 
   shutdown(reason: string, exitCode: number): Promise<void> {
-    this.exiting ??= this.drainAndExit(reason, exitCode);
+    if (!this.exiting) {
+      this.drain = { startedAt: Date.now(), exitCode };
+      this.exiting = this.drainAndExit(reason, exitCode);
+    }
     return this.exiting;
   }
 
   private onStopRequest(source: string): void {
-    if (this.exiting) {
+    if (this.drain) {
       // npm and tsx relay a terminal's Ctrl+C, so one press may arrive twice in a moment.
-      if (Date.now() - this.drainStartedAt < REPEAT_SIGNAL_GRACE_MS) return;
-      this.log.warn(`${source} received again while draining; exiting now`);
-      this.finish(0);
+      if (Date.now() - this.drain.startedAt < REPEAT_SIGNAL_GRACE_MS) return;
+      logSync('lifecycle', 'WARN', `${source} received again while draining; exiting now`);
+      this.finish(this.drain.exitCode);
       return;
     }
-    this.drainStartedAt = Date.now();
     this.log.info(`${source} received; draining`);
     void this.shutdown(source, 0);
   }
@@ -116,13 +121,13 @@ export class Lifecycle {
         continue;
       }
       try {
-        await withTimeout(step.run(), remaining, step.name);
+        await withDeadline(step.run(), remaining);
       } catch (error) {
         this.log.warn(`Shutdown step "${step.name}" did not finish cleanly`, asError(error));
       }
     }
     this.log.info(`Shutdown complete in ${Date.now() - started} ms; exiting with code ${exitCode}`);
-    await withTimeout(shutdownLogging(), 1000, 'flush logs').catch(() => undefined);
+    await withDeadline(shutdownLogging(), 1000).catch(() => undefined);
     this.finish(exitCode);
   }
 
@@ -135,25 +140,4 @@ export class Lifecycle {
       process.exit(0);
     });
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} took longer than ${ms} ms`)), ms);
-    timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(asError(error));
-      },
-    );
-  });
-}
-
-export function asError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
 }

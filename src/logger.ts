@@ -156,7 +156,12 @@ export function logBadConfigurationSync(category: string, error: ConfigError, en
  * asynchronous output written right before process.exit() is lost.
  */
 export function logFatalSync(category: string, ...data: unknown[]): void {
-  const line = `${formatLine(new Date(), category, 'FATAL', data)}\n`;
+  logSync(category, 'FATAL', ...data);
+}
+
+/** As logFatalSync, at another level: for a line written just before an exit that is not a failure. */
+export function logSync(category: string, level: 'WARN' | 'FATAL', ...data: unknown[]): void {
+  const line = `${formatLine(new Date(), category, level, data)}\n`;
   try {
     if (currentFile) appendFileSync(currentFile, line);
   } finally {

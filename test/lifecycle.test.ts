@@ -86,3 +86,18 @@ test('a drain that outlives SHUTDOWN_TIMEOUT_MS is cut short, and the process st
   t.true((await slow) instanceof Error, 'the request that outlived the bound was cut');
   t.regex(service.log(), /did not finish cleanly|Shutdown time is up/);
 });
+
+test('a stop signal during the drain after a crash still exits 1, so the crash is restarted', async (t) => {
+  const service = await startService({ env: { ...db.env, FAULT_INJECTION: '1' } });
+  // Keeps the crash's drain (at most 3 s) busy past the 2 s in which a signal counts as a repeat.
+  const slow = service.request('/__fault/slow?ms=2900', { timeoutMs: 8000 }).catch((error: unknown) => error);
+  await sleep(100);
+  t.is((await service.request('/__fault/crash', { method: 'POST' })).status, 202);
+  await sleep(2400);
+  service.process.kill('SIGTERM');
+  const { code } = await service.exited;
+  t.is(code, 1);
+  t.regex(service.log(), /Uncaught exception \(uncaughtException\); draining and exiting with code 1/);
+  t.regex(service.log(), /SIGTERM received again while draining; exiting now/);
+  await slow;
+});

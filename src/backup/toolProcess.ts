@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { DatabaseConfig } from '../config';
+import { asError } from '../util/errors';
 import { type ClientTool, findTool, withOptionFile } from './clientTools';
 
 /** Keeps the last few KiB a stream said; a tool's error is at the end, and the rest can be long. */
@@ -104,8 +105,4 @@ export async function runClientTool(
     const streamError = streamed.status === 'rejected' ? asError(streamed.reason) : undefined;
     return { tool, exitCode: exit.value, stderr: stderr.text(), streamError };
   });
-}
-
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
 }

@@ -14,7 +14,7 @@ import {
 } from './errors';
 import { DatabaseMonitor } from './monitor';
 import { DEFAULT_BACKOFF, withRetry } from '../util/retry';
-import { messageOf } from '../util/errors';
+import { asError, messageOf } from '../util/errors';
 
 export type Params = ReadonlyArray<string | number | bigint | boolean | Date | Buffer | null>;
 export type Row = Record<string, unknown>;
@@ -184,7 +184,7 @@ export class Database implements Queryable {
           (result) => done(null, result),
           (error: unknown) => {
             if (isTransient(error)) this.noteTransientFailure(`lent ${describe(sql)}`, error);
-            done(error instanceof Error ? error : new Error(String(error)));
+            done(asError(error));
           },
         );
       };
@@ -388,8 +388,7 @@ export class Database implements Queryable {
 }
 
 function asOriginalError(error: unknown): Error {
-  const original = error instanceof PhaseError ? error.original : error;
-  return original instanceof Error ? original : new Error(String(original));
+  return asError(error instanceof PhaseError ? error.original : error);
 }
 
 function toWriteResult(result: unknown): WriteResult {

@@ -8,7 +8,7 @@ import {
 } from 'restify-errors';
 import { DatabaseUnavailableError } from '../db/errors';
 import type { Logger } from '../logger';
-import { asError } from '../lifecycle';
+import { asError } from '../util/errors';
 import { requestIdOf, sendJson } from './respond';
 
 export interface ErrorEnvelope {

@@ -25,6 +25,7 @@ import { registerHealthRoutes } from './routes/health';
 import { configureSecurityHeaders, securityHeaders } from './securityHeaders';
 import { registerMetricsRoute } from './routes/metrics';
 import { registerStatusPage } from './routes/statusPage';
+import { asError } from '../util/errors';
 
 export interface ServerDeps {
   readonly config: Config;
@@ -173,7 +174,7 @@ function guardSynchronousThrows(server: restify.Server): void {
       try {
         return inner(req, res, next);
       } catch (error) {
-        next(error instanceof Error ? error : new Error(String(error)));
+        next(asError(error));
         return undefined;
       }
     };

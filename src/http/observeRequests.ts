@@ -7,7 +7,7 @@ import { httpRequests, UNMATCHED_ROUTE } from '../metrics/counters';
 import { wasShed } from './overload';
 import { pathOf } from './paths';
 import type { RequestLog } from './requestLog';
-import { observeResponses, requestIdOf } from './respond';
+import { observeResponses } from './respond';
 
 const ARRIVED = Symbol('arrival time (performance.now())');
 type Timed = Request & { [ARRIVED]?: number };
@@ -40,7 +40,7 @@ export function installRequestObserver(options: ObserverOptions): void {
     const ms = performance.now() - arrived;
     const route = routeLabel(req);
     if (metrics) httpRequests.observe([req.method ?? 'GET', route, STATUS_LABELS[status] ?? String(status)], ms / 1000);
-    if (!wasShed(req)) requestLog.record(req, status, route, ms, () => requestIdOf(req, res));
+    if (!wasShed(req)) requestLog.record(req, res, status, route, ms);
   });
 }
 

@@ -5,13 +5,13 @@
 // the monitoring routes (probes, /metrics, /api/status, the status page) are written at DEBUG:
 // a load balancer asks every second, a status page every two.
 // Error answers also have their own WARN/ERROR line from the error handler, whatever the sample.
-import type { Request } from 'restify';
+import type { Request, Response } from 'restify';
 import type { ObservabilityConfig } from '../config';
 import type { Logger } from '../logger';
 import { UNMATCHED_ROUTE } from '../metrics/counters';
-import { MONITORING_ROUTES } from './paths';
 import type { ClientIpResolver } from './clientIp';
-import { pathOf } from './paths';
+import { MONITORING_ROUTES, pathOf } from './paths';
+import { requestIdOf } from './respond';
 
 const MAX_PATH_LENGTH = 120;
 
@@ -23,25 +23,25 @@ export class RequestLog {
     private readonly clientIp: ClientIpResolver,
   ) {}
 
-  /** `requestId` is asked for only when a line is written: most probes get none. */
-  record(req: Request, status: number, route: string, ms: number, requestId: () => string): void {
+  /** The request id is read (and made, for a probe that has none yet) only when a line is written. */
+  record(req: Request, res: Response, status: number, route: string, ms: number): void {
     const { slowRequestMs, requestLogSample } = this.options;
     if (slowRequestMs > 0 && ms >= slowRequestMs) {
-      this.log.warn(`Slow request: ${this.line(req, status, route, ms, requestId)} (SLOW_REQUEST_MS=${slowRequestMs})`);
+      this.log.warn(`Slow request: ${this.line(req, res, status, route, ms)} (SLOW_REQUEST_MS=${slowRequestMs})`);
       return;
     }
     if (status < 400 && MONITORING_ROUTES.has(route)) {
-      if (this.log.isDebugEnabled()) this.log.debug(this.line(req, status, route, ms, requestId));
+      if (this.log.isDebugEnabled()) this.log.debug(this.line(req, res, status, route, ms));
       return;
     }
     if (requestLogSample < 1 && Math.random() >= requestLogSample) return;
-    if (this.log.isInfoEnabled()) this.log.info(this.line(req, status, route, ms, requestId));
+    if (this.log.isInfoEnabled()) this.log.info(this.line(req, res, status, route, ms));
   }
 
-  private line(req: Request, status: number, route: string, ms: number, requestId: () => string): string {
+  private line(req: Request, res: Response, status: number, route: string, ms: number): string {
     // An unmatched request shows its path (without the query, which may hold anything).
     const target = route === UNMATCHED_ROUTE ? `(unmatched) ${shortened(pathOf(req.url))}` : route;
-    return `${req.method ?? '-'} ${target} ${status} ${ms.toFixed(1)} ms id=${requestId()} ip=${this.clientIp(req)}`;
+    return `${req.method ?? '-'} ${target} ${status} ${ms.toFixed(1)} ms id=${requestIdOf(req, res)} ip=${this.clientIp(req)}`;
   }
 }
 

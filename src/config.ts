@@ -122,8 +122,6 @@ export interface Config {
 }
 
 export interface TlsConfig {
-  readonly certFile: string;
-  readonly keyFile: string;
   readonly cert: string;
   readonly key: string;
 }
@@ -323,7 +321,7 @@ function readTls(read: EnvReader): Config['tls'] {
     read.problems.push(`TLS_KEY_FILE (${keyFile}) is not the private key of the certificate in TLS_CERT_FILE (${certFile})`);
     return undefined;
   }
-  return { certFile, keyFile, cert: cert.pem, key: key.pem };
+  return { cert: cert.pem, key: key.pem };
 }
 
 /** The file's text and what `parse` made of it; a missing, unreadable or malformed file is named with its variable. */

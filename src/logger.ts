@@ -31,7 +31,7 @@ export interface LoggerOptions {
 const pad = (n: number): string => (n < 10 ? `0${n}` : String(n));
 
 /** `2025-12-17 10:30:05`, local time, as the contract's line format shows. */
-export function formatTimestamp(date: Date): string {
+function formatTimestamp(date: Date): string {
   return (
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
     `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`

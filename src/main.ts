@@ -16,7 +16,7 @@ import { configureLoggingFor, getLogger, logBadConfigurationSync, logFatalSync }
 import { startProcessMetrics } from './metrics/start';
 import { version } from './version';
 
-export const DEMO_USER = { username: 'demo', password: 'demo-password' } as const;
+const DEMO_USER = { username: 'demo', password: 'demo-password' } as const;
 
 function readConfig(): Config {
   try {

@@ -3,6 +3,7 @@ import test from 'ava';
 import { SignJWT } from 'jose';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { startService, type Service } from './helpers/service';
+import { sleep } from './helpers/wait';
 
 let db: TestDatabase;
 let service: Service;
@@ -197,6 +198,6 @@ test.serial('total_users in /api/status follows registrations and deletions', as
   // The figure is cached for at most a second.
   t.true(Math.abs(status.body.stats.total_users - n) <= 1);
   await register({ username: 'gina', password: 'gina-password' });
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await sleep(1100);
   t.is((await service.request('/api/status')).body.stats.total_users, Number(n) + 1);
 });

@@ -12,7 +12,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { freePort } from './helpers/ports';
 import { runBackup, runScript } from './helpers/scripts';
 import { startService, type Service, tempDir } from './helpers/service';
-import { waitFor } from './helpers/wait';
+import { sleep, waitFor } from './helpers/wait';
 import { startWebhookReceiver } from './helpers/webhook';
 
 const BACKUP_NAME = /^[A-Za-z0-9_]+-\d{8}T\d{6}Z(-\d+)?\.sql\.gz$/;
@@ -140,7 +140,7 @@ test('a backup taken while users register is one consistent snapshot, and every 
     }
   });
   const waitForUsers = async (n: number): Promise<void> => {
-    while (registered.length < n) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (registered.length < n) await sleep(20);
   };
   await waitForUsers(10);
   const dir = backupDir();

@@ -3,6 +3,7 @@
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { startService } from './helpers/service';
+import { sleep } from './helpers/wait';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -16,7 +17,7 @@ test('an uncaught exception outside a request: stack logged, in-flight request f
   const service = await startService({ env: { ...db.env, FAULT_INJECTION: '1' } });
   try {
     const slow = service.request('/__fault/slow?ms=800');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     t.is((await service.request('/__fault/crash', { method: 'POST' })).status, 202);
     const { code } = await service.exited;
     t.is(code, 1);

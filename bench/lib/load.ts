@@ -2,6 +2,7 @@
 // which needs the time and outcome of every single request.
 import http from 'node:http';
 import autocannon from 'autocannon';
+import { sleep } from '../../test/helpers/wait';
 
 export interface LoadOptions {
   readonly url: string;
@@ -129,7 +130,7 @@ export function startTimeline(
   const loops = Array.from({ length: clients }, async () => {
     while (running) {
       await once();
-      if (pauseMs > 0 && running) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      if (pauseMs > 0 && running) await sleep(pauseMs);
     }
   });
   return {

@@ -5,6 +5,7 @@ import { getLogger } from '../../src/logger';
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
 import { alternatingRounds } from '../lib/load';
 import { fakePasswordHash } from '../lib/users';
+import { sleep } from '../../test/helpers/wait';
 
 /** Rows shaped like real ones (lib/users.ts). */
 async function fillUsers(db: TestDatabase, count: number, prefix = 'user'): Promise<void> {
@@ -32,7 +33,7 @@ async function untilFlushed(db: TestDatabase): Promise<void> {
     );
     const value = (name: string): number => Number(rows.find((row) => row.Variable_name === name)?.Value ?? 0);
     if (value('Innodb_buffer_pool_pages_dirty') <= value('Innodb_buffer_pool_pages_total') * 0.01) return;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
 }
 

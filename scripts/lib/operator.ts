@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Config, ConfigError, loadConfig } from '../../src/config';
 import * as pm2 from '../../src/supervisor/pm2';
 import { type HealthAnswer, probeHealth } from '../../src/util/healthProbe';
@@ -133,7 +134,7 @@ export async function waitForHealth(baseUrl: string, timeoutMs: number): Promise
   while (Date.now() < deadline) {
     last = await probeHealth(baseUrl);
     if (last.status === 200) return last;
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
   }
   return last;
 }

@@ -9,7 +9,7 @@ const SALT_LENGTH = 16;
 const BLOCK_SIZE = 8;
 const PARALLELISM = 1;
 /** log2 of scrypt's N: 2^14 costs about 40 ms here, Node's default and a common choice. */
-export const DEFAULT_COST_LOG2 = 14;
+const COST_LOG2 = 14;
 
 let concurrency = 1;
 // Made at the first hash: a worker that never sees a login or registration starts no thread.
@@ -28,8 +28,8 @@ function derive(password: string, salt: Buffer, n: number, r: number, p: number)
 }
 
 /** `scrypt$N$r$p$salt$hash`, salt and hash in base64url. */
-export async function hashPassword(password: string, costLog2 = DEFAULT_COST_LOG2): Promise<string> {
-  const n = 2 ** costLog2;
+export async function hashPassword(password: string): Promise<string> {
+  const n = 2 ** COST_LOG2;
   const salt = randomBytes(SALT_LENGTH);
   const key = await derive(password, salt, n, BLOCK_SIZE, PARALLELISM);
   return ['scrypt', n, BLOCK_SIZE, PARALLELISM, salt.toString('base64url'), key.toString('base64url')].join('$');

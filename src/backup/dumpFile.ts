@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { NamedError } from '../util/errors';
 
-export const BACKUP_SUFFIX = '.sql.gz';
+const BACKUP_SUFFIX = '.sql.gz';
 
 /** Tables every dump of this service contains; a dump without them is someone else's. */
 const REQUIRED_TABLES = ['schema_migrations', 'users'] as const;

@@ -2,12 +2,10 @@
 // logged to backend.log under the `backup` category, and a failure alerted to ALERT_WEBHOOK_URL.
 // Resolves with the exit code; never rejects.
 import { AlertSender } from '../alerts';
-import { type Config, ConfigError, databaseTarget, loadConfig } from '../config';
+import { type Config, ConfigError, databaseTarget, type Env, loadConfig } from '../config';
 import { configureLoggingFor, getLogger, logBadConfigurationSync } from '../logger';
 import { createBackup } from './backup';
 import { messageOf } from '../util/errors';
-
-type Env = Record<string, string | undefined>;
 
 /** EX_CONFIG, as the api app uses for a bad configuration. */
 const EXIT_BAD_CONFIG = 78;
@@ -18,7 +16,7 @@ const EXIT_BAD_CONFIG = 78;
  * included, once there is one) in the environment. So a deployment takes no unscheduled backup
  * unless BACKUP_ON_START asks for one.
  */
-export function isFirstLaunchByPm2(env: Env): boolean {
+function isFirstLaunchByPm2(env: Env): boolean {
   return env['pm_id'] !== undefined && env['exit_code'] === undefined;
 }
 

@@ -21,9 +21,9 @@ export interface HealthSnapshot {
 }
 
 /** A health answer is due within 1 s: a ping that takes longer counts as a failure. */
-export const PING_TIMEOUT_MS = 800;
+const PING_TIMEOUT_MS = 800;
 /** A result older than this is refreshed before it is reported. */
-export const MAX_RESULT_AGE_MS = 1000;
+const MAX_RESULT_AGE_MS = 1000;
 /** A timer that fires this late was held up by our own event loop, not by the database. */
 const LATE_TIMER_MS = 200;
 

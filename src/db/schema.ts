@@ -18,10 +18,6 @@ export class SchemaKeeper {
     private readonly options: MigrateOptions = {},
   ) {}
 
-  get isCurrent(): boolean {
-    return this.current;
-  }
-
   /**
    * Resolves true once migrated, false when the database could not be reached (try again
    * later). A migration that fails for any other reason rejects: the schema is broken and

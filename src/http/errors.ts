@@ -32,13 +32,13 @@ const SERVER_ERROR_MESSAGES: Record<number, string> = {
 const publicServerErrors = new WeakSet<HttpError>();
 
 /** A 5xx whose message is safe to show, unlike one that wraps something internal. */
-export function publicServerError<T extends HttpError>(error: T): T {
+function publicServerError<T extends HttpError>(error: T): T {
   publicServerErrors.add(error);
   return error;
 }
 
 /** Turns anything thrown into the HTTP error the client will see. */
-export function toHttpError(error: unknown): HttpError {
+function toHttpError(error: unknown): HttpError {
   if (error instanceof DatabaseUnavailableError) {
     return publicServerError(new ServiceUnavailableError('Database unavailable; try again shortly'));
   }
@@ -46,7 +46,7 @@ export function toHttpError(error: unknown): HttpError {
   return new InternalServerError(SERVER_ERROR_MESSAGES[500] ?? 'Internal server error');
 }
 
-export function envelopeOf(httpError: HttpError, requestId: string): ErrorEnvelope {
+function envelopeOf(httpError: HttpError, requestId: string): ErrorEnvelope {
   const status = httpError.statusCode;
   const code = httpError.body?.code ?? httpError.code ?? 'Error';
   const message =

@@ -5,10 +5,10 @@ import type { Next, Request, Response } from 'restify';
 import { BadRequestError, InvalidContentError, PayloadTooLargeError, UnsupportedMediaTypeError } from 'restify-errors';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
-export const MAX_JSON_DEPTH = 20;
+const MAX_JSON_DEPTH = 20;
 
 /** Deepest nesting of objects and arrays, strings skipped; stops counting past the limit. */
-export function jsonDepthExceeds(text: string, limit: number): boolean {
+function jsonDepthExceeds(text: string, limit: number): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

@@ -4,7 +4,7 @@ import { BadRequestError } from 'restify-errors';
 import { z } from 'zod';
 
 /** Letters, digits and . _ -, starting with a letter or digit: no control characters, no look-alikes. */
-export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$/;
+const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$/;
 
 /** A string field whose absence and wrong type say different things. */
 const text = () => z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });

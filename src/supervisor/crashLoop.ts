@@ -10,12 +10,10 @@ export interface CrashLoopPolicy {
 }
 
 export interface CrashVerdict {
-  /** Consecutive short runs of this worker, this one included. */
+  /** Consecutive short runs of this worker, this one included; 0 after a stable run. */
   readonly count: number;
   /** True when this exit is one too many: stop the app instead of restarting it. */
   readonly tripped: boolean;
-  /** True when the run that just ended was long enough to reset the count. */
-  readonly wasStable: boolean;
 }
 
 export class CrashLoopDetector {
@@ -28,11 +26,11 @@ export class CrashLoopDetector {
     const key = `${app}#${worker}`;
     if (uptimeMs >= this.policy.stableWindowMs) {
       this.shortRuns.set(key, 0);
-      return { count: 0, tripped: false, wasStable: true };
+      return { count: 0, tripped: false };
     }
     const count = (this.shortRuns.get(key) ?? 0) + 1;
     this.shortRuns.set(key, count);
-    return { count, tripped: count > this.policy.maxRestarts, wasStable: false };
+    return { count, tripped: count > this.policy.maxRestarts };
   }
 
   /** Forgets an app (stopped for good, deleted, or started afresh by an operator). */

@@ -6,7 +6,6 @@ export type Pm2Process = pm2.ProcessDescription;
 
 export interface BusPacket {
   readonly event?: string;
-  readonly manually?: boolean;
   readonly at?: number;
   readonly data?: unknown;
   readonly process: {

@@ -7,6 +7,7 @@
 // - past CRASH_LOOP_MAX_RESTARTS consecutive runs shorter than CRASH_LOOP_WINDOW_MS the app is
 //   stopped for good, reported as CRITICAL and alerted.
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlertSender } from '../alerts';
 import { CLEAN_EXIT_MESSAGE } from '../lifecycle';
 import type { Logger } from '../logger';
@@ -161,7 +162,7 @@ export class Supervisor {
     }
     const policy = this.detector.policy;
     processRestarts.inc({ app: proc.name });
-    const counted = verdict.wasStable
+    const counted = verdict.count === 0
       ? `a stable run, crash-loop count reset`
       : `short run ${verdict.count} of ${policy.maxRestarts} allowed`;
     this.log.warn(
@@ -208,7 +209,7 @@ export class Supervisor {
     const home = process.env['PM2_HOME'];
     if (!home) return 'unknown (PM2 reports exit code 0)';
     // PM2 writes the line just before it tells the bus; give the write a moment.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     const tail = await readTail(path.join(home, 'pm2.log'), 32 * 1024);
     const pattern = new RegExp(`App \\[${escape(app)}:${escape(String(worker))}\\] exited with code \\[0\\] via signal \\[(\\w+)\\]`, 'g');
     let signal: string | undefined;

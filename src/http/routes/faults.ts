@@ -1,5 +1,6 @@
 // Fault injection, for tests and drills only: these routes exist only when FAULT_INJECTION is
 // set. Each one breaks the process in one of the ways the service must survive.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Next, Request, Response, Server } from 'restify';
 import { BadRequestError } from 'restify-errors';
 import type { Database } from '../../db/database';
@@ -69,7 +70,7 @@ export function registerFaultRoutes(
   // A slow request, to watch a drain finish it.
   server.get('/__fault/slow', async (req, res) => {
     const ms = numberParam(req, 'ms', 1000, 120_000);
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    await sleep(ms);
     sendJson(res, 200, { fault: 'slow', ms });
   });
 

@@ -41,7 +41,12 @@ test.serial('register, login and /api/me round trip', async (t) => {
   const session = await login({ username: 'alice', password: 'correct horse' });
   t.is(session.status, 200);
   t.is(typeof session.body.token, 'string');
-  t.true(session.body.expiresIn > 0);
+  // JWT_TTL_SECONDS defaults to an hour: the answer and the token's own claims say so.
+  t.is(session.body.expiresIn, 3600);
+  const claims = JSON.parse(Buffer.from(String(session.body.token).split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+  t.is(Number(claims['exp']) - Number(claims['iat']), 3600);
+  t.is(claims['iss'], 'resilient-api');
+  t.is(claims['sub'], String(created.body.id));
   t.deepEqual(session.body.user, { id: created.body.id, username: 'alice' });
 
   const me = await service.request('/api/me', { headers: { authorization: `Bearer ${session.body.token}` } });

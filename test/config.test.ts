@@ -91,8 +91,7 @@ test('a bad configuration stops the process with a non-zero exit and one clear m
     encoding: 'utf8',
     timeout: 10_000,
   });
-  t.not(result.status, 0);
-  t.not(result.status, null);
+  t.is(result.status, 78, 'EX_CONFIG');
   const lines = result.stderr.trim().split('\n');
   t.is(lines.length, 1, result.stderr);
   t.regex(lines[0] ?? '', /Invalid configuration: PORT must be .*; DB_RETRIES must be/);

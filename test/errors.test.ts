@@ -36,7 +36,12 @@ async function assertEnvelope(t: import('ava').ExecutionContext, reply: Reply, s
     return found.length > 0 ? found : undefined;
   }, 3000);
   t.is(lines.length, 1, `one log line for ${id}`);
-  t.regex(lines[0] ?? '', new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d - http - (WARN|ERROR) - .*${status}`));
+  // A server fault is an ERROR with its stack; a refusal (4xx, and 503 while the database is away) a WARN.
+  const [level, verb] = status >= 500 && status !== 503 ? ['ERROR', 'failed with'] : ['WARN', 'answered'];
+  t.regex(
+    lines[0] ?? '',
+    new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d - http - ${level} - Request ${id} [A-Z]+ \\S+ ${verb} ${status} ${code}\\b`),
+  );
 }
 
 const htmlPlease = { accept: 'text/html', 'content-type': 'application/json' };

@@ -123,7 +123,7 @@ function assertSecurityHeaders(t: import('ava').ExecutionContext, reply: { heade
   t.is(reply.headers['x-content-type-options'], 'nosniff', what);
   t.is(reply.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'", what);
   t.is(reply.headers['x-frame-options'], 'DENY', what);
-  t.truthy(reply.headers['cache-control'], what);
+  t.is(reply.headers['cache-control'], 'no-store', what);
   t.is(reply.headers['x-powered-by'], undefined, what);
   t.is(reply.headers['server'], undefined, what);
   t.is(reply.headers['strict-transport-security'], undefined, `${what}: no HSTS over plain HTTP`);

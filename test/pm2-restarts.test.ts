@@ -34,8 +34,10 @@ test.serial('a crash outside a request is restarted after about 3 s and /health 
     return now.pm2_env.restart_time === before.pm2_env.restart_time + 1 && now.pm2_env.status === 'online' ? now : undefined;
   }, 20_000, 100);
   t.not(after.pid, before.pid);
-  // The new run started no sooner than the restart delay after the crash.
-  t.true(after.pm2_env.pm_uptime - crashedAt >= 2900, `restarted ${after.pm2_env.pm_uptime - crashedAt} ms after the crash`);
+  // The new run started the restart delay (3 s) after the crash's exit: no sooner, and not much
+  // later (the crash's drain takes at most 3 s and the log flush 1 s).
+  const delay = after.pm2_env.pm_uptime - crashedAt;
+  t.true(delay >= 2900 && delay < 8000, `restarted ${delay} ms after the crash`);
   await waitFor('/health 200', async () => (await sandbox.request('/health')).status === 200, 20_000);
   await waitFor('the restart in supervisor.log', () => /api worker 0 \(pid \d+\) exited with code 1 after [\d.]+ s uptime; restarting \(restart #\d+, short run 1 of 10 allowed\)/.test(sandbox.supervisorLog()));
   t.regex(sandbox.supervisorLog(), /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - supervisor - INFO - api worker 0 is back online \(pid \d+\), restart #1/);

@@ -67,6 +67,7 @@ test.serial('run-server --production refuses a port in use with one clear messag
     t.is(run.code, 1);
     t.regex(run.stderr, new RegExp(`✖ Port ${sandbox.port} on 127\\.0\\.0\\.1 is already in use by another program`));
     t.notRegex(run.stderr, /\n\s+at /, 'no stack trace');
+    t.deepEqual(await sandbox.list(), [], 'nothing was started');
   } finally {
     blocker.close();
     await sandbox.destroy();
@@ -91,6 +92,7 @@ test.serial('start-server-production refuses a bad configuration, naming the var
     const run = await runOperatorScript('start-server-production', sandbox.env);
     t.is(run.code, 1);
     t.regex(run.stderr, /✖ Invalid configuration: .*DB_RETRIES must be .*JWT_SECRET must be at least 32 characters/);
+    t.deepEqual(await sandbox.list(), [], 'nothing was started');
   } finally {
     await sandbox.destroy();
   }

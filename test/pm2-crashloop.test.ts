@@ -1,9 +1,11 @@
 // The crash-loop limit under a real PM2 daemon: after 10 restarts of short runs the app stops and
 // stays stopped, with one CRITICAL line and one webhook alert; a stable run resets the count;
 // a webhook that fails or hangs cannot hurt the supervisor.
+import path from 'node:path';
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
+import { ROOT } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 import { startWebhookReceiver } from './helpers/webhook';
 
@@ -20,12 +22,12 @@ async function sandboxWith(env: Record<string, string>): Promise<Pm2Sandbox> {
   return createPm2Sandbox({ ...db.env, FAULT_INJECTION: '1', API_INSTANCES: '1', RESTART_DELAY_MS: '300', ...env });
 }
 
-test.serial('a crash loop stops after 10 restarts, stays stopped, logs one CRITICAL line and alerts once', async (t) => {
+test.serial('a crash loop stops after 10 restarts, stays stopped, logs one CRITICAL line and alerts once; an operator start counts afresh', async (t) => {
   const webhook = await startWebhookReceiver('accept');
   // Every run crashes 300 ms after start-up.
   const sandbox = await sandboxWith({ FAULT_CRASH_AFTER_MS: '300', ALERT_WEBHOOK_URL: webhook.url });
   try {
-    await sandbox.pm2('start', `${process.cwd()}/ecosystem.config.js`, '--env', 'production');
+    await sandbox.pm2('start', path.join(ROOT, 'ecosystem.config.js'), '--env', 'production');
     await waitFor('the CRITICAL line', () => /^CRITICAL /m.test(sandbox.supervisorLog()), 60_000, 200);
     await waitFor('the app to be down', async () => {
       const workers = await sandbox.workers();
@@ -63,8 +65,15 @@ test.serial('a crash loop stops after 10 restarts, stays stopped, logs one CRITI
       t.true(['health_unhealthy', 'health_recovered'].includes(String(other['event'])), String(other['event']));
     }
 
-    // An operator can start it again (here it would loop again, so only check it is accepted).
-    t.true((await sandbox.list()).some((p) => p.name === 'supervisor' && p.pm2_env.status === 'online'));
+    // An operator starts it again: the supervisor forgets the loop and counts afresh, so the
+    // still-crashing app runs its ten restarts once more and is stopped again.
+    const logBefore = sandbox.supervisorLog().length;
+    await sandbox.pm2('restart', 'api');
+    await waitFor('the second CRITICAL line', () => (sandbox.supervisorLog().match(/^CRITICAL /gm) ?? []).length === 2, 60_000, 200);
+    const second = sandbox.supervisorLog().slice(logBefore);
+    t.regex(second, /api worker 0: restart requested by an operator/);
+    t.is((second.match(/short run 1 of 10 allowed/g) ?? []).length, 1, 'the count started again at 1');
+    await waitFor('the second alert', () => crashLoopAlerts().length === 2, 10_000);
   } finally {
     await sandbox.destroy();
     await webhook.close();
@@ -111,7 +120,7 @@ for (const behaviour of ['refuse', 'hang', 'fail'] as const) {
       ALERT_TIMEOUT_MS: '1000',
     });
     try {
-      await sandbox.pm2('start', `${process.cwd()}/ecosystem.config.js`, '--env', 'production');
+      await sandbox.pm2('start', path.join(ROOT, 'ecosystem.config.js'), '--env', 'production');
       await waitFor('the CRITICAL line', () => /^CRITICAL /m.test(sandbox.supervisorLog()), 30_000, 200);
       // Long enough for every retry of the alert to have failed or timed out.
       await waitFor('the undelivered alert to be logged', () => /Alert "crash_loop" for api could not be delivered/.test(sandbox.supervisorLog()), 40_000, 200);

@@ -4,6 +4,7 @@
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
+import { sample, scrapeMetrics } from './helpers/metrics';
 import { createTestCertificate, type TestCertificate } from './helpers/tls';
 import { awayFromMinuteEnd, sleep, waitFor } from './helpers/wait';
 
@@ -95,8 +96,14 @@ test.serial('the request rate limit counts both workers together', async (t) => 
   t.is((await sandbox.request('/health', { headers: { 'x-forwarded-for': '203.0.113.43' } })).status, 200);
 });
 
-test.serial('the supervisor probes /health over HTTPS and finds it healthy', (t) => {
+test.serial('the supervisor probes /health over HTTPS and finds it healthy', async (t) => {
   const log = sandbox.supervisorLog();
   t.regex(log, /probing https:\/\/127\.0\.0\.1:\d+\/health/);
-  t.notRegex(log, /Service unhealthy/);
+  // The line above is printed before any probe: the count of 200s shows the probes themselves.
+  const healthOk = 'http_requests_total{method="GET",route="/health",status_code="200"}';
+  const before = sample(await scrapeMetrics(sandbox), healthOk) ?? 0;
+  await sleep(2500); // HEALTH_CHECK_INTERVAL_MS=1000 in the sandbox; nothing else asks meanwhile
+  const after = sample(await scrapeMetrics(sandbox), healthOk) ?? 0;
+  t.true(after - before >= 2, `${after - before} healthy probes in 2.5 s`);
+  t.notRegex(sandbox.supervisorLog(), /Service unhealthy/);
 });

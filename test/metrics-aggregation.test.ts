@@ -1,15 +1,16 @@
 // The pieces of cluster metrics on their own: the hot-path histogram as Prometheus text, the
 // merge of several processes' snapshots, and finding siblings in the socket folder (a live one,
 // one left by a dead process, one that never answers).
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { getLogger } from '../src/logger';
 import { aggregate, gatherCluster, MetricsSocket, PEER_TIMEOUT_MS, snapshotOf } from '../src/metrics/cluster';
 import { LazyHistogram, registerCustom } from '../src/metrics/lazyHistogram';
+import { sample } from './helpers/metrics';
+import { tempDir } from './helpers/service';
 
 function processRegistry(worker: string, requests: number, seconds: number): Registry {
   const registry = new Registry();
@@ -22,15 +23,13 @@ function processRegistry(worker: string, requests: number, seconds: number): Reg
   return registry;
 }
 
-const line = (text: string, prefix: string): string | undefined => text.split('\n').find((l) => l.startsWith(prefix));
-
 test('the lazy histogram writes cumulative buckets, _sum, _count and its counter', async (t) => {
   const text = await processRegistry('0', 3, 0.2).metrics();
   const labels = 'method="GET",route="/health",status_code="200"';
-  t.is(line(text, `http_requests_total{${labels}}`), `http_requests_total{${labels}} 3`);
-  t.is(line(text, `http_request_duration_seconds_bucket{${labels},le="0.1"}`), `http_request_duration_seconds_bucket{${labels},le="0.1"} 0`);
-  t.is(line(text, `http_request_duration_seconds_bucket{${labels},le="0.25"}`), `http_request_duration_seconds_bucket{${labels},le="0.25"} 3`);
-  t.is(line(text, `http_request_duration_seconds_bucket{${labels},le="+Inf"}`), `http_request_duration_seconds_bucket{${labels},le="+Inf"} 3`);
+  t.is(sample(text, `http_requests_total{${labels}}`), 3);
+  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="0.1"}`), 0);
+  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="0.25"}`), 3);
+  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="+Inf"}`), 3);
   t.regex(text, new RegExp(`http_request_duration_seconds_sum\\{${labels}\\} 0\\.6`));
   t.regex(text, /# TYPE http_request_duration_seconds histogram/);
   t.regex(text, /# TYPE http_requests_total counter/);
@@ -43,17 +42,17 @@ test('snapshots of several processes merge: counters and buckets add up, per-wor
   };
   const text = await aggregate(view).metrics();
   const labels = 'method="GET",route="/health",status_code="200"';
-  t.truthy(line(text, `http_requests_total{${labels}} 7`), text);
-  t.truthy(line(text, `http_request_duration_seconds_bucket{${labels},le="0.25"} 3`));
-  t.truthy(line(text, `http_request_duration_seconds_bucket{${labels},le="2.5"} 7`));
-  t.truthy(line(text, 'db_retries_total{code="ECONNREFUSED"} 4'));
-  t.truthy(line(text, 'db_up{worker="0"} 1'));
-  t.truthy(line(text, 'db_up{worker="1"} 1'));
-  t.truthy(line(text, 'metrics_cluster_sources{state="ok"} 2'));
+  t.is(sample(text, `http_requests_total{${labels}}`), 7, text);
+  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="0.25"}`), 3);
+  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="2.5"}`), 7);
+  t.is(sample(text, 'db_retries_total{code="ECONNREFUSED"}'), 4);
+  t.is(sample(text, 'db_up{worker="0"}'), 1);
+  t.is(sample(text, 'db_up{worker="1"}'), 1);
+  t.is(sample(text, 'metrics_cluster_sources{state="ok"}'), 2);
 });
 
 test('siblings are found in the folder: a live one answers, a dead one is removed, a silent one times out', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-msock-'));
+  const dir = tempDir('ra-msock-');
   const log = getLogger('test');
   const live = new MetricsSocket(dir, 'api-1', processRegistry('1', 5, 0.01), log);
   t.true(await live.listen());
@@ -74,21 +73,19 @@ test('siblings are found in the folder: a live one answers, a dead one is remove
     t.true(elapsed < PEER_TIMEOUT_MS + 1500, `took ${elapsed} ms`);
     t.false(readdirSync(dir).includes('api-2-999999999.sock'), 'the dead process\'s socket is removed');
     const text = await aggregate(view).metrics();
-    t.truthy(line(text, 'http_requests_total{method="GET",route="/health",status_code="200"} 6'));
+    t.is(sample(text, 'http_requests_total{method="GET",route="/health",status_code="200"}'), 6);
   } finally {
     await live.close();
     for (const socket of held) socket.destroy();
     silent.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 
 test('closing a metrics socket removes its file', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-msock-'));
+  const dir = tempDir('ra-msock-');
   const socket = new MetricsSocket(dir, 'api-0', new Registry(), getLogger('test'));
   t.true(await socket.listen());
   t.deepEqual(readdirSync(dir), [path.basename(socket.path)]);
   await socket.close();
   t.deepEqual(readdirSync(dir), []);
-  rmSync(dir, { recursive: true, force: true });
 });

@@ -6,7 +6,7 @@ import type { DatabaseConfig } from '../src/config';
 import { Database } from '../src/db/database';
 import { DatabaseUnavailableError, isSafeToRetry } from '../src/db/errors';
 import { getLogger } from '../src/logger';
-import { createTestDatabase, SHARED_DB, type TestDatabase } from './helpers/database';
+import { createTestDatabase, databaseConfig, SHARED_DB, type TestDatabase } from './helpers/database';
 import { startFaultProxy, type FaultProxy } from './helpers/faultProxy';
 import { sleep, waitFor } from './helpers/wait';
 
@@ -26,18 +26,15 @@ test.after.always(async () => {
 
 /** A Database through the proxy, with its retries and warnings recorded. */
 function open(overrides: Partial<DatabaseConfig> = {}) {
+  // Through the fault proxy, with tighter bounds than the shared test settings.
   const config: DatabaseConfig = {
+    ...databaseConfig(testDb.name),
     host: '127.0.0.1',
     port: proxy.port,
-    user: SHARED_DB.user,
-    password: SHARED_DB.password,
-    database: testDb.name,
     connectTimeoutMs: 1000,
     queryTimeoutMs: 2000,
-    retries: 3,
     poolSize: 4,
     healthIntervalMs: 200,
-    slowQueryMs: 0,
     ...overrides,
   };
   const db = new Database(config, getLogger('test'));

@@ -304,7 +304,7 @@ test('a dump tool that exits 0 with a cut-short dump publishes nothing', async (
     env: { PATH: fakePath, MYSQL_DATABASE: 'ra_backup_cut', BACKUP_DIR: dir, LOG_DIR: path.join(dir, '..', 'logs') },
   });
   t.is(run.code, 1);
-  t.regex(run.stderr, /the output of mariadb-dump is not a usable dump: it has no "-- Dump completed" footer/);
+  t.regex(run.stderr, /the dump written by mariadb-dump is not usable: it has no "-- Dump completed" footer/);
   t.deepEqual(readdirSync(dir), [], 'no backup and no partial file');
 });
 

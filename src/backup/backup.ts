@@ -8,9 +8,10 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { DatabaseConfig } from '../config';
-import { backupFileName, DumpInspector, DumpRejectedError, inspectDumpFile, partialName } from './dumpFile';
+import { backupFileName, DumpRejectedError, inspectDumpFile, partialName } from './dumpFile';
 import { pruneBackups } from './retention';
 import { runClientTool } from './toolProcess';
+import { findTool } from './clientTools';
 import { NamedError } from '../util/errors';
 
 /**
@@ -61,8 +62,9 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
   let uncompressedBytes: number;
   try {
     await dumpInto(partial, options);
-    // Read back what reached the disk: the check a restore makes, so what we publish restores.
-    uncompressedBytes = (await inspectDumpFile(partial).catch(rejectedAs('the written file'))).uncompressedBytes;
+    // Read back what reached the disk (a tool that exits 0 may still have written a cut-short
+    // dump): the check a restore makes, so what we publish restores.
+    uncompressedBytes = (await inspectDumpFile(partial).catch(notUsable)).uncompressedBytes;
     await syncFile(partial);
     file = await publish(partial, dir, db.database, started);
     await syncFile(dir);
@@ -74,17 +76,13 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
   return { file, bytes: size, uncompressedBytes, durationMs: Date.now() - started.getTime(), removed };
 }
 
-/** Runs the dump tool into `partial`, checking its exit code and the text it wrote. */
+/** Runs the dump tool into `partial`, compressed, checking its exit code and the write. */
 async function dumpInto(partial: string, options: BackupOptions): Promise<void> {
-  const inspector = new DumpInspector();
   const run = await runClientTool(
     'dump',
     options.db,
     [...DUMP_OPTIONS, options.db.database],
-    {
-      output: (stdout) =>
-        pipeline(stdout, inspector, createGzip(), createWriteStream(partial, { flags: 'wx', mode: 0o600 })),
-    },
+    { output: (stdout) => pipeline(stdout, createGzip(), createWriteStream(partial, { flags: 'wx', mode: 0o600 })) },
     { timeoutMs: options.timeoutMs, signal: options.signal },
   );
   // A failed write (a full disk) makes the tool fail too, with a less useful message: say it first.
@@ -92,19 +90,14 @@ async function dumpInto(partial: string, options: BackupOptions): Promise<void> 
     throw new BackupError(`writing ${partial} failed: ${run.streamError.message}`, { cause: run.streamError });
   }
   if (run.exitCode !== 0) throw new BackupError(`${run.tool} exited with code ${run.exitCode}: ${run.stderr || 'no message'}`);
-  try {
-    inspector.verdict();
-  } catch (error) {
-    rejectedAs(`the output of ${run.tool}`)(error);
-  }
 }
 
-/** Turns a DumpRejectedError into a BackupError that says which text was wrong. */
-function rejectedAs(what: string): (error: unknown) => never {
-  return (error) => {
-    if (error instanceof DumpRejectedError) throw new BackupError(`${what} is not a usable dump: ${error.message}`);
-    throw error;
-  };
+/** A DumpRejectedError as a BackupError that says the dump is unusable; anything else as it is. */
+function notUsable(error: unknown): never {
+  if (error instanceof DumpRejectedError) {
+    throw new BackupError(`the dump written by ${findTool('dump')} is not usable: ${error.message}`);
+  }
+  throw error;
 }
 
 /**

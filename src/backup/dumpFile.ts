@@ -74,7 +74,7 @@ export interface DumpFacts {
  * Watches uncompressed dump text go by without holding it: the first and last bytes, and whether
  * the statements that mark this service's schema (or a foreign dump) start a line somewhere.
  */
-export class DumpInspector extends Transform {
+class DumpInspector extends Transform {
   private head = '';
   private tail = '';
   private bytes = 0;

@@ -17,11 +17,6 @@ export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
 /** A failure the operator can act on: printed alone, without a stack, exit code 1. */
 export class OperatorError extends NamedError {}
 
-interface EcosystemApp {
-  readonly name: string;
-  readonly [option: string]: unknown;
-}
-
 /**
  * Fixes the mode for this process (config.ts and ecosystem.config.js, which PM2's API loads
  * here, both read NODE_ENV) and reads the configuration; a bad one is an OperatorError.
@@ -36,22 +31,10 @@ export function configFor(mode: 'development' | 'production'): Config {
   }
 }
 
-/** The ecosystem as PM2 would load it for `--env <mode>`. */
-function loadEcosystem(mode: 'development' | 'production'): { apps: EcosystemApp[] } {
-  const previous = process.env['NODE_ENV'];
-  process.env['NODE_ENV'] = mode;
-  try {
-    delete require.cache[require.resolve(ECOSYSTEM_FILE)];
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- PM2 ecosystem files are CommonJS by design
-    return require(ECOSYSTEM_FILE) as { apps: EcosystemApp[] };
-  } finally {
-    if (previous === undefined) delete process.env['NODE_ENV'];
-    else process.env['NODE_ENV'] = previous;
-  }
-}
-
+/** The names of the apps the ecosystem declares (the same in every mode). */
 export function appNames(): string[] {
-  return loadEcosystem('production').apps.map((app) => app.name);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- PM2 ecosystem files are CommonJS by design
+  return (require(ECOSYSTEM_FILE) as { apps: Array<{ readonly name: string }> }).apps.map((app) => app.name);
 }
 
 /**

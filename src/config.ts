@@ -255,18 +255,25 @@ function readDatabase(read: EnvReader): DatabaseConfig {
  * so tokens survive the hot-reload restarts.
  */
 function developmentSecret(): string {
-  const file = path.resolve('.dev-jwt-secret');
   try {
-    if (existsSync(file)) {
-      const saved = readFileSync(file, 'utf8').trim();
-      if (saved.length >= MIN_JWT_SECRET_LENGTH) return saved;
-    }
-    const secret = randomBytes(48).toString('base64url');
-    writeFileSync(file, secret, { mode: 0o600 });
-    return secret;
+    return persistentSecret(path.resolve('.dev-jwt-secret'));
   } catch {
     return randomBytes(48).toString('base64url');
   }
+}
+
+/**
+ * A random secret kept in `file` (mode 0600) so that it survives restarts: made on first use,
+ * and again if the file holds one too short to sign with.
+ */
+export function persistentSecret(file: string): string {
+  if (existsSync(file)) {
+    const saved = readFileSync(file, 'utf8').trim();
+    if (saved.length >= MIN_JWT_SECRET_LENGTH) return saved;
+  }
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
 }
 
 function readJwtSecret(read: EnvReader, mode: RunMode): string {

@@ -1,12 +1,11 @@
 // What the start and stop scripts share: the ecosystem, the PM2 connection, and the checks that
 // turn a failure into one clear message and a non-zero exit.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Config, ConfigError, loadConfig } from '../../src/config';
+import { type Config, ConfigError, loadConfig, persistentSecret } from '../../src/config';
 import * as pm2 from '../../src/supervisor/pm2';
 import { type HealthAnswer, probeHealth } from '../../src/util/healthProbe';
 import { NamedError } from '../../src/util/errors';
@@ -77,11 +76,9 @@ export function build(): void {
 export function ensureJwtSecret(): void {
   if (process.env['JWT_SECRET']) return;
   const file = path.join(ROOT, '.jwt-secret');
-  if (!existsSync(file)) {
-    writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600 });
-    step('No JWT_SECRET set: generated one in .jwt-secret (set JWT_SECRET to use your own)');
-  }
-  process.env['JWT_SECRET'] = readFileSync(file, 'utf8').trim();
+  const existed = existsSync(file);
+  process.env['JWT_SECRET'] = persistentSecret(file);
+  if (!existed) step('No JWT_SECRET set: generated one in .jwt-secret (set JWT_SECRET to use your own)');
 }
 
 /**

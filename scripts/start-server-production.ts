@@ -4,8 +4,7 @@
 //
 //   npm start            npx tsx scripts/start-server-production.ts
 import { databaseTarget } from '../src/config';
-import { isTransient } from '../src/db/errors';
-import { migrate, MigrationError } from '../src/db/migrate';
+import { migrate, unreachableCause } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLoggingFor, getLogger } from '../src/logger';
 import * as pm2 from '../src/supervisor/pm2';
@@ -40,9 +39,8 @@ export async function startProduction(): Promise<void> {
     const applied = await migrate(config.db, getLogger('migrations'), migrationOptions(config, getLogger('backup')));
     step(applied.length > 0 ? `Applied ${applied.join(', ')}` : 'Schema is up to date');
   } catch (error) {
-    const cause = error instanceof MigrationError && error.cause !== undefined ? error.cause : error;
     const reason = messageOf(error);
-    if (isTransient(cause)) {
+    if (unreachableCause(error) !== undefined) {
       throw new OperatorError(`Database unreachable for migration at ${target}: ${reason}. Is it running? Check MYSQL_* settings.`);
     }
     throw new OperatorError(`${reason}. Nothing was started.`);

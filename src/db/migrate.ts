@@ -5,6 +5,7 @@ import mysql from 'mysql2/promise';
 import type { Umzug, UmzugStorage } from 'umzug';
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
+import { isTransient } from './errors';
 import { migrationLockName } from './locks';
 import { type Migration, migrations as releasedMigrations } from './migrations';
 import { messageOf, NamedError } from '../util/errors';
@@ -13,6 +14,12 @@ const LOCK_WAIT_SECONDS = 60;
 
 /** A migration, or the step before migrating, failed; the message says which and what is left. */
 export class MigrationError extends NamedError {}
+
+/** The database was out of reach for a migration run (it may come back): the failure behind it, or undefined. */
+export function unreachableCause(error: unknown): unknown {
+  const cause = error instanceof MigrationError && error.cause !== undefined ? error.cause : error;
+  return isTransient(cause) ? cause : undefined;
+}
 
 export interface MigrationStatus {
   readonly applied: readonly string[];

@@ -3,8 +3,8 @@
 // need the database get 503.
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logger';
-import { describeDbError, isTransient } from './errors';
-import { migrate, type MigrateOptions, MigrationError } from './migrate';
+import { describeDbError } from './errors';
+import { migrate, type MigrateOptions, unreachableCause } from './migrate';
 
 export class SchemaKeeper {
   private current = false;
@@ -39,8 +39,8 @@ export class SchemaKeeper {
       await this.onCurrent();
       return true;
     } catch (error) {
-      const cause = error instanceof MigrationError ? error.cause : error;
-      if (isTransient(cause)) {
+      const cause = unreachableCause(error);
+      if (cause !== undefined) {
         this.log.warn(`Cannot migrate yet, the database is unreachable (${describeDbError(cause)}); will retry when it is back`);
         return false;
       }

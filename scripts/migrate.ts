@@ -8,7 +8,7 @@ import { runLoggedCommand } from './lib/command';
 
 async function run(): Promise<number> {
   const config = loadConfig();
-  configureLoggingFor(config, false);
+  configureLoggingFor(config, 'one-shot');
   const log = getLogger('migrations');
   const target = databaseTarget(config.db);
   const options = migrationOptions(config, getLogger('backup'));

@@ -40,7 +40,7 @@ async function askToReplace(target: string, file: string, facts: DumpFacts): Pro
 async function run(): Promise<number> {
   const { file, yes } = parseArgs(process.argv.slice(2));
   const config = loadConfig();
-  configureLoggingFor(config, false);
+  configureLoggingFor(config, 'one-shot');
   const log = getLogger('restore');
   const target = databaseTarget(config.db);
   const result = await restoreBackup({

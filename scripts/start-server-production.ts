@@ -30,7 +30,7 @@ export async function startProduction(): Promise<void> {
   build();
   ensureJwtSecret();
   const config = configFor('production');
-  configureLoggingFor(config, false);
+  configureLoggingFor(config, 'one-shot');
 
   const target = databaseTarget(config.db);
   step(`Applying migrations to ${target}`);

@@ -2,9 +2,10 @@
 //
 // Every process appends whole lines to the same file (O_APPEND keeps them whole).
 // Rotating one file from several processes is not safe, so exactly one party rotates:
-// - alone (no PM2): log4js rolls the file itself by size;
+// - the service alone (no PM2): log4js rolls the file itself by size;
 // - under PM2: the supervisor app renames the file (see supervisor/logFiles.ts) and each
 //   process notices the new inode within a second and reopens (the `reopening-file` appender).
+// One-shot commands (migrate, restore, backup) never rotate: they may run beside either.
 import { appendFileSync, mkdirSync, stat } from 'node:fs';
 import path from 'node:path';
 import { format } from 'node:util';
@@ -111,8 +112,11 @@ let currentFile: string | undefined;
  * Logging for a process that has loaded its configuration: the configured files, and the
  * configuration's secrets known to the redactor before the first line can carry one.
  */
-export function configureLoggingFor(config: Pick<Config, 'log' | 'db' | 'jwt'>, console = config.log.console): void {
-  configureLogging({ ...config.log, console });
+export function configureLoggingFor(config: Pick<Config, 'log' | 'db' | 'jwt'>, kind: 'service' | 'one-shot' = 'service'): void {
+  // A command's own output is its message on the terminal; its log lines go to the file only.
+  configureLogging(
+    kind === 'service' ? config.log : { ...config.log, console: false, rotation: 'external' },
+  );
   registerSecret(config.jwt.secret);
   registerSecret(config.db.password);
 }

@@ -297,6 +297,23 @@ test('a bad configuration stops the backup with exit 78 and one line in backend.
   t.throws(() => readdirSync(dir), undefined, 'no backup folder made');
 });
 
+test('a one-shot command only appends to backend.log, even past LOG_MAX_BYTES: rotating is not its job', async (t) => {
+  const dir = backupDir();
+  const logDir = path.join(dir, '..', 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const earlier = `${'x'.repeat(2047)}\n`;
+  writeFileSync(path.join(logDir, 'backend.log'), earlier);
+  const deadPort = await freePort();
+  const run = await runBackup({
+    env: { MYSQL_PORT: String(deadPort), MYSQL_DATABASE: 'ra_backup_append', BACKUP_DIR: dir, LOG_DIR: logDir, LOG_MAX_BYTES: '1024' },
+  });
+  t.is(run.code, 1);
+  t.deepEqual(readdirSync(logDir), ['backend.log'], 'no backend.log.1');
+  const log = readFileSync(path.join(logDir, 'backend.log'), 'utf8');
+  t.true(log.startsWith(earlier), 'the earlier lines are still there');
+  t.regex(log, / - backup - ERROR - Backup of 127\.0\.0\.1:\d+\/ra_backup_append failed: /);
+});
+
 test('a dump tool that exits 0 with a cut-short dump publishes nothing', async (t) => {
   const fakePath = pathWithFakeDumpTool(['echo "-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB"', 'echo "CREATE TABLE \\`users\\` ("', 'exit 0']);
   const dir = backupDir();

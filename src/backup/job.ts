@@ -33,7 +33,7 @@ function readConfig(env: Env): Config | undefined {
 export async function runBackupJob(env: Env = process.env): Promise<number> {
   const config = readConfig(env);
   if (!config) return EXIT_BAD_CONFIG;
-  configureLoggingFor(config, false);
+  configureLoggingFor(config, 'one-shot');
   const log = getLogger('backup');
   if (isFirstLaunchByPm2(env) && !config.backup.onStart) {
     log.info('Backup schedule registered with PM2; the first backup runs at the next scheduled time');

@@ -1,25 +1,9 @@
 // /api/status with a million users beside the same with ten: the count must not cost more.
-import { databaseConfig, type TestDatabase } from '../../test/helpers/database';
-import { migrate } from '../../src/db/migrate';
-import { getLogger } from '../../src/logger';
+import type { TestDatabase } from '../../test/helpers/database';
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
 import { alternatingRounds } from '../lib/load';
-import { fakePasswordHash } from '../lib/users';
+import { fillUsers } from '../lib/users';
 import { sleep } from '../../test/helpers/wait';
-
-/** Rows shaped like real ones (lib/users.ts). */
-async function fillUsers(db: TestDatabase, count: number, prefix = 'user'): Promise<void> {
-  await migrate(databaseConfig(db.name), getLogger('bench'));
-  const batch = 5000;
-  for (let first = 0; first < count; first += batch) {
-    const rows = Array.from({ length: Math.min(batch, count - first) }, (_, i) => [
-      `${prefix}${first + i}`,
-      `${prefix}${first + i}@example.com`,
-      fakePasswordHash(),
-    ]);
-    await db.query('INSERT INTO users (username, email, password_hash) VALUES ?', [rows]);
-  }
-}
 
 /**
  * After a bulk insert InnoDB keeps flushing dirty pages for a while, taking CPU from whichever

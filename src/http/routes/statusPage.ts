@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Server } from 'restify';
 import type { ClusterMetrics } from '../../metrics/cluster';
 import { summarize } from '../../metrics/summary';
+import { SharedValue } from '../../util/async';
 import type { OverloadGuard } from '../overload';
 import { sendBody, sendJson } from '../respond';
 
@@ -196,8 +197,12 @@ export function registerStatusPage(server: Server, deps: StatusPageDeps): void {
     sendBody(res, 200, 'text/html; charset=utf-8', PAGE, PAGE_HEADERS);
   });
 
+  // Every open page polls this, and it is exempt from the rate limit: however many pages poll,
+  // the cluster (every worker's registry) is gathered at most once a second per worker.
+  const metrics = deps.metrics;
+  const clusterSummary = metrics ? new SharedValue(async () => summarize(await metrics.view()), 1000) : undefined;
   server.get('/status/summary', async (_req, res) => {
-    const cluster = deps.metrics ? summarize(await deps.metrics.view()) : null;
+    const cluster = clusterSummary ? await clusterSummary.get() : null;
     sendJson(
       res,
       200,

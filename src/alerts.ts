@@ -2,6 +2,7 @@
 // and never able to block or crash the caller: a dead webhook costs a log line, nothing more.
 import os from 'node:os';
 import type { Logger } from './logger';
+import { escapeControlCharacters } from './util/clientText';
 import { withRetry } from './util/retry';
 
 export type AlertLevel = 'CRITICAL' | 'ERROR' | 'WARNING' | 'INFO';
@@ -56,6 +57,9 @@ export class AlertSender {
     if (url === undefined) return false;
     const payload: AlertPayload = {
       ...alert,
+      // Alerts quote log lines and other text a client may have shaped: printable, one line each.
+      message: escapeControlCharacters(alert.message),
+      ...(alert.details === undefined ? {} : { details: escapedDetails(alert.details) }),
       time: new Date().toISOString(),
       host: os.hostname(),
       service: 'resilient-api',
@@ -98,6 +102,19 @@ class WebhookRefusal extends Error {
   get retriable(): boolean {
     return this.status >= 500 || this.status === 408 || this.status === 429;
   }
+}
+
+/** Every string in the details (in arrays and objects too) with its unprintable characters escaped. */
+function escapedDetails(details: Record<string, unknown>): Record<string, unknown> {
+  const escape = (value: unknown, depth: number): unknown => {
+    if (typeof value === 'string') return escapeControlCharacters(value);
+    if (depth > 5 || value === null || typeof value !== 'object') return value;
+    if (Array.isArray(value)) return value.map((item) => escape(item, depth + 1));
+    // Only plain objects are rebuilt; anything else goes to JSON.stringify as it is.
+    if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [escapeControlCharacters(key), escape(item, depth + 1)]));
+  };
+  return escape(details, 0) as Record<string, unknown>;
 }
 
 function describe(error: unknown): string {

@@ -1,10 +1,11 @@
 // The environment, read once into one typed, validated, frozen object.
 // Every problem is collected first so one message can name every bad variable.
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseTrustedProxies } from './http/clientIp';
+import { keptSecret, readSecretFile } from './secretFile';
 import { NamedError } from './util/errors';
 
 export type RunMode = 'development' | 'production' | 'test';
@@ -40,6 +41,10 @@ export interface ObservabilityConfig {
   readonly requestLogSample: number;
   /** A request that takes at least this long is logged as a warning, whatever the sample; 0: never. */
   readonly slowRequestMs: number;
+  /** METRICS_ALLOW: addresses and CIDR ranges that may read /metrics and /status/summary. */
+  readonly metricsAllow: readonly string[];
+  /** METRICS_TOKEN: a bearer token that lets any client read them; undefined: none. */
+  readonly metricsToken: string | undefined;
 }
 
 /** The overload guard's limits; 0 turns a limit off. */
@@ -66,16 +71,23 @@ export interface Config {
   };
   readonly jwt: {
     readonly secret: string;
+    /** Where the secret came from: JWT_SECRET, JWT_SECRET_FILE or the generated file (never the secret). */
+    readonly source: string;
     readonly ttlSeconds: number;
     readonly issuer: string;
   };
   readonly apiInstances: number | 'max';
   /**
-   * Password hashes computed at once by this process. scrypt takes 16 MiB and a core for ~40 ms:
+   * Password hashes computed at once by this process. argon2id takes 19 MiB and a core for ~40 ms:
    * more at once than this process's share of the cores only adds memory and starves the event
    * loop, without adding throughput.
    */
   readonly passwordHashConcurrency: number;
+  /**
+   * Password hashes (logins, registrations) allowed to wait for a hash thread in this process;
+   * past it they are refused at once with 503, so a flood cannot make every login wait longer and longer.
+   */
+  readonly passwordHashQueueLimit: number;
   readonly alertWebhookUrl: string | undefined;
   /** Both files read and checked at start-up: PEM certificate (chain) and its private key. */
   readonly tls: TlsConfig | undefined;
@@ -91,9 +103,11 @@ export interface Config {
   readonly backup: {
     readonly dir: string;
     readonly keep: number;
+    /** How many backups taken at deploys (before migrating) are kept, apart from the scheduled ones. */
+    readonly keepPredeploy: number;
     /** Bound on one dump; a dump still running then is killed and reported as failed. */
     readonly timeoutMs: number;
-    /** The scheduled PM2 app also backs up when PM2 first launches it, not only on schedule. */
+    /** The scheduled PM2 app also backs up when launched outside its schedule (start, reload: a deploy). */
     readonly onStart: boolean;
     /** Take a backup before applying pending migrations (production by default). */
     readonly beforeMigrate: boolean;
@@ -111,7 +125,10 @@ export interface Config {
   };
   readonly observability: ObservabilityConfig;
   readonly overload: OverloadConfig;
-  /** Test-only routes that crash, hang or exit on demand. Never on by default. */
+  /**
+   * Test-only routes that crash, hang or exit on demand (loopback clients only). Never on by
+   * default; in production only with FAULT_INJECTION_IN_PRODUCTION set to FAULT_INJECTION_PRODUCTION_OPT_IN.
+   */
   readonly faultInjection: boolean;
   /** With fault injection: throw outside any request this long after start-up (crash loops). */
   readonly faultCrashAfterMs: number | undefined;
@@ -136,6 +153,14 @@ export type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'off'];
 const MIN_JWT_SECRET_LENGTH = 32;
+const MIN_METRICS_TOKEN_LENGTH = 32;
+/** Who may read /metrics and /status/summary when METRICS_ALLOW is not set: this host only. */
+export const DEFAULT_METRICS_ALLOW: readonly string[] = ['127.0.0.0/8', '::1'];
+/**
+ * FAULT_INJECTION in production needs this exact value in FAULT_INJECTION_IN_PRODUCTION: a drill's
+ * FAULT_INJECTION=1 left exported in the shell that starts PM2 must not reach a production service.
+ */
+export const FAULT_INJECTION_PRODUCTION_OPT_IN = 'i-understand-this-lets-local-clients-crash-the-service';
 
 /** Reads variables, remembering every problem instead of stopping at the first. */
 export class EnvReader {
@@ -211,7 +236,7 @@ function redactUrl(value: string): string {
   return value.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 }
 
-function readDatabase(read: EnvReader): DatabaseConfig {
+function readDatabase(read: EnvReader, mode: RunMode): DatabaseConfig {
   const common = {
     connectTimeoutMs: read.integer('DB_CONNECT_TIMEOUT_MS', 2000, 100, 60_000),
     queryTimeoutMs: read.integer('DB_QUERY_TIMEOUT_MS', 5000, 100, 600_000),
@@ -225,7 +250,8 @@ function readDatabase(read: EnvReader): DatabaseConfig {
     port: read.integer('MYSQL_PORT', 3306, 1, 65535),
     user: read.string('MYSQL_USER', 'root'),
     password: read.raw('MYSQL_PASSWORD') ?? '',
-    database: read.string('MYSQL_DATABASE', 'resilient_api'),
+    // Development has a database of its own: a development run never touches production's data.
+    database: read.string('MYSQL_DATABASE', mode === 'development' ? 'resilient_api_dev' : 'resilient_api'),
   };
   if (!/^[A-Za-z0-9_]{1,64}$/.test(fromParts.database)) {
     read.problems.push(`MYSQL_DATABASE must be 1 to 64 letters, digits or _ (got "${fromParts.database}")`);
@@ -250,48 +276,60 @@ function readDatabase(read: EnvReader): DatabaseConfig {
   };
 }
 
+/** What signs the tokens, and where it came from (for the start-up log; never the secret). */
+interface JwtSecret {
+  readonly secret: string;
+  readonly source: string;
+}
+
+const tooShort = (what: string, length: number): string =>
+  `${what} must be at least ${MIN_JWT_SECRET_LENGTH} characters (got ${length})`;
+
 /**
- * In development a missing JWT_SECRET is generated once and kept in a git-ignored file,
- * so tokens survive the hot-reload restarts.
+ * JWT_SECRET, else the file JWT_SECRET_FILE names, else a secret generated once and kept in the
+ * working directory (the project root under PM2): `.jwt-secret` in production, `.dev-jwt-secret`
+ * in development (so tokens survive restarts and reloads, and every worker signs alike). Tests
+ * get a random one. The secret never has to travel in PM2's environment or on a command line.
  */
-function developmentSecret(): string {
+function readJwtSecret(read: EnvReader, mode: RunMode): JwtSecret {
+  const fromEnv = read.raw('JWT_SECRET');
+  if (fromEnv !== undefined) {
+    if (fromEnv.length < MIN_JWT_SECRET_LENGTH) read.problems.push(tooShort('JWT_SECRET', fromEnv.length));
+    return { secret: fromEnv, source: 'JWT_SECRET' };
+  }
+  const file = read.raw('JWT_SECRET_FILE');
+  if (file !== undefined) {
+    const source = `JWT_SECRET_FILE (${file})`;
+    let secret: string;
+    try {
+      secret = readSecretFile(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      read.problems.push(`${source} cannot be read: ${code === 'ENOENT' ? 'no such file' : code}`);
+      return { secret: '', source };
+    }
+    if (secret.length < MIN_JWT_SECRET_LENGTH) read.problems.push(tooShort(source, secret.length));
+    return { secret, source };
+  }
+  if (mode === 'test') return { secret: randomBytes(48).toString('base64url'), source: 'generated for this test run' };
+
+  const kept = path.resolve(mode === 'production' ? '.jwt-secret' : '.dev-jwt-secret');
   try {
-    return persistentSecret(path.resolve('.dev-jwt-secret'));
-  } catch {
-    return randomBytes(48).toString('base64url');
-  }
-}
-
-/**
- * A random secret kept in `file` (mode 0600) so that it survives restarts: made on first use,
- * and again if the file holds one too short to sign with.
- */
-export function persistentSecret(file: string): string {
-  if (existsSync(file)) {
-    const saved = readFileSync(file, 'utf8').trim();
-    if (saved.length >= MIN_JWT_SECRET_LENGTH) return saved;
-  }
-  const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, secret, { mode: 0o600 });
-  return secret;
-}
-
-function readJwtSecret(read: EnvReader, mode: RunMode): string {
-  const secret = read.raw('JWT_SECRET');
-  if (secret !== undefined && secret.length >= MIN_JWT_SECRET_LENGTH) return secret;
-  if (mode === 'production') {
+    const { secret, created } = keptSecret(kept);
+    if (secret.length < MIN_JWT_SECRET_LENGTH) {
+      // Replacing it here could race with a sibling worker reading it: the operator decides.
+      read.problems.push(`${tooShort(kept, secret.length)}: delete it to have a new one generated, or set JWT_SECRET or JWT_SECRET_FILE`);
+    }
+    return { secret, source: `${kept}${created ? ' (generated now)' : ''}` };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+    if (mode === 'development') return { secret: randomBytes(48).toString('base64url'), source: `random (cannot keep ${kept}: ${code})` };
     read.problems.push(
-      secret === undefined
-        ? `JWT_SECRET is required in production (at least ${MIN_JWT_SECRET_LENGTH} characters)`
-        : `JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters (got ${secret.length})`,
+      `JWT_SECRET is required in production (at least ${MIN_JWT_SECRET_LENGTH} characters): set JWT_SECRET or ` +
+        `JWT_SECRET_FILE, or let the service keep one in ${kept} (cannot: ${code})`,
     );
-    return '';
+    return { secret: '', source: kept };
   }
-  if (secret !== undefined) {
-    read.problems.push(`JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters (got ${secret.length})`);
-    return '';
-  }
-  return mode === 'test' ? randomBytes(48).toString('base64url') : developmentSecret();
 }
 
 function readInstances(read: EnvReader, mode: RunMode): number | 'max' {
@@ -364,6 +402,43 @@ function readTrustedProxies(read: EnvReader): string[] {
   return entries;
 }
 
+/** METRICS_ALLOW: comma-separated addresses or CIDR ranges; `none` allows no address (token only). */
+function readMetricsAllow(read: EnvReader): string[] {
+  const value = read.raw('METRICS_ALLOW');
+  if (value === undefined) return [...DEFAULT_METRICS_ALLOW];
+  if (value.toLowerCase() === 'none') return [];
+  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const { problems } = parseTrustedProxies(entries);
+  if (problems.length > 0) read.problems.push(`METRICS_ALLOW: ${problems.join(', ')}`);
+  return entries;
+}
+
+/** METRICS_TOKEN: never echoed, only its length. */
+function readMetricsToken(read: EnvReader): string | undefined {
+  const token = read.raw('METRICS_TOKEN');
+  if (token !== undefined && token.length < MIN_METRICS_TOKEN_LENGTH) {
+    read.problems.push(`METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters (got ${token.length})`);
+    return undefined;
+  }
+  return token;
+}
+
+/** FAULT_INJECTION, refused in production unless deliberately opted into. */
+function readFaultInjection(read: EnvReader, mode: RunMode): boolean {
+  const on = read.flag('FAULT_INJECTION');
+  const optIn = read.raw('FAULT_INJECTION_IN_PRODUCTION');
+  if (optIn !== undefined && optIn !== FAULT_INJECTION_PRODUCTION_OPT_IN) {
+    read.problems.push(`FAULT_INJECTION_IN_PRODUCTION must be exactly "${FAULT_INJECTION_PRODUCTION_OPT_IN}" when set`);
+  } else if (on && mode === 'production' && optIn === undefined) {
+    read.problems.push(
+      'FAULT_INJECTION=1 is refused in production: its routes let local clients crash the service ' +
+        '(a drill left exported?); unset FAULT_INJECTION, or also set ' +
+        `FAULT_INJECTION_IN_PRODUCTION=${FAULT_INJECTION_PRODUCTION_OPT_IN}`,
+    );
+  }
+  return on;
+}
+
 /** backend.log's folder, size bound and number of rotated files. Read by the supervisor too. */
 export function readLogFiles(read: EnvReader): { dir: string; maxBytes: number; backups: number } {
   return {
@@ -398,14 +473,14 @@ export function loadConfig(env: Env = process.env): Config {
     mode,
     host: read.string('HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
     port,
-    db: readDatabase(read),
+    db: readDatabase(read, mode),
     log: {
       ...readLogFiles(read),
       level: read.oneOf<LogLevel>('LOG_LEVEL', 'info', LOG_LEVELS),
       console: mode === 'development',
     },
     jwt: {
-      secret: readJwtSecret(read, mode),
+      ...readJwtSecret(read, mode),
       ttlSeconds: read.integer('JWT_TTL_SECONDS', 3600, 60, 30 * 24 * 3600),
       issuer: 'resilient-api',
     },
@@ -414,6 +489,7 @@ export function loadConfig(env: Env = process.env): Config {
       read.raw('PASSWORD_HASH_CONCURRENCY') === undefined
         ? coresPerWorker(apiInstances)
         : read.integer('PASSWORD_HASH_CONCURRENCY', 1, 1, 64),
+    passwordHashQueueLimit: read.integer('PASSWORD_HASH_QUEUE_LIMIT', 64, 1, 100_000),
     alertWebhookUrl: readAlertWebhookUrl(read),
     tls: readTls(read),
     rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 600, 0, 100_000_000),
@@ -424,6 +500,7 @@ export function loadConfig(env: Env = process.env): Config {
     backup: {
       dir: read.string('BACKUP_DIR', 'backups'),
       keep: read.integer('BACKUP_KEEP', 7, 1, 1000),
+      keepPredeploy: read.integer('BACKUP_KEEP_PREDEPLOY', 3, 1, 1000),
       timeoutMs: read.integer('BACKUP_TIMEOUT_SECONDS', 3600, 10, 7 * 24 * 3600) * 1000,
       onStart: read.flag('BACKUP_ON_START'),
       beforeMigrate: read.flag('BACKUP_BEFORE_MIGRATE', mode === 'production'),
@@ -440,13 +517,15 @@ export function loadConfig(env: Env = process.env): Config {
       metricsSocketDir: readMetricsSocketDir(read, port),
       requestLogSample: read.fraction('REQUEST_LOG_SAMPLE', 1),
       slowRequestMs: read.integer('SLOW_REQUEST_MS', 1000, 0, 600_000),
+      metricsAllow: readMetricsAllow(read),
+      metricsToken: readMetricsToken(read),
     },
     overload: {
       maxEventLoopDelayMs: read.integer('OVERLOAD_EVENT_LOOP_DELAY_MS', 1000, 0, 600_000),
       maxHeapPercent: read.integer('OVERLOAD_HEAP_PERCENT', 90, 0, 100),
       maxPoolWaiting: read.integer('OVERLOAD_DB_POOL_WAITING', 100, 0, 1_000_000),
     },
-    faultInjection: read.flag('FAULT_INJECTION'),
+    faultInjection: readFaultInjection(read, mode),
     faultCrashAfterMs:
       read.raw('FAULT_CRASH_AFTER_MS') === undefined ? undefined : read.integer('FAULT_CRASH_AFTER_MS', 0, 0, 3_600_000),
     faultFailingMigration: read.flag('FAULT_FAILING_MIGRATION'),

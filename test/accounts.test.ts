@@ -35,7 +35,7 @@ test.serial('register, login and /api/me round trip', async (t) => {
   );
   t.is(rows.length, 1);
   t.is(rows[0]?.email, 'alice@example.com');
-  t.regex(rows[0]?.password_hash ?? '', /^scrypt\$\d+\$8\$1\$/, 'the password is stored hashed');
+  t.regex(rows[0]?.password_hash ?? '', /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, 'the password is stored hashed');
   t.false((rows[0]?.password_hash ?? '').includes('correct horse'));
 
   const session = await login({ username: 'alice', password: 'correct horse' });
@@ -65,7 +65,7 @@ test.serial('a username is unique whatever its letter case', async (t) => {
     t.is(duplicate.status, 409, variant);
     t.is(duplicate.body.code, 'Conflict');
   }
-  const rows = await db.query<unknown[]>('SELECT id FROM users WHERE username = ?', ['bob.smith']);
+  const rows = await db.query<unknown[]>('SELECT id FROM users WHERE username_key = ?', ['bob.smith']);
   t.is(rows.length, 1);
   // Login is case-insensitive too, and answers with the name as registered.
   const session = await login({ username: 'BOB.smith', password: 'password-1' });
@@ -78,7 +78,7 @@ test.serial('concurrent registrations of one name create exactly one user', asyn
     Array.from({ length: 8 }, (_, i) => register({ username: i % 2 ? 'racer' : 'RACER', password: 'password-x' })),
   );
   t.deepEqual(replies.map((r) => r.status).sort(), [201, 409, 409, 409, 409, 409, 409, 409]);
-  const rows = await db.query<unknown[]>('SELECT id FROM users WHERE username = ?', ['racer']);
+  const rows = await db.query<unknown[]>('SELECT id FROM users WHERE username_key = ?', ['racer']);
   t.is(rows.length, 1);
 });
 

@@ -1,6 +1,6 @@
 // Configuration: defaults, MYSQL_URL, and one message naming every bad variable.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { ConfigError, loadConfig } from '../src/config';
@@ -26,7 +26,7 @@ test('defaults follow the contract', (t) => {
   t.is(config.rateLimitPerMinute, 600);
   t.is(config.loginMaxFailures, 10);
   t.deepEqual(config.trustedProxies, []);
-  t.deepEqual(config.backup, { dir: 'backups', keep: 7, timeoutMs: 3_600_000, onStart: false, beforeMigrate: false });
+  t.deepEqual(config.backup, { dir: 'backups', keep: 7, keepPredeploy: 3, timeoutMs: 3_600_000, onStart: false, beforeMigrate: false });
   t.is(config.apiInstances, 1);
   t.false(config.faultInjection);
   t.false(config.faultFailingMigration);
@@ -78,9 +78,25 @@ test('every bad variable is named in one error', (t) => {
   t.false(error.message.includes('hunter2'), 'a password in MYSQL_URL is not echoed');
 });
 
-test('production refuses to start without JWT_SECRET', (t) => {
-  const error = t.throws(() => loadConfig({ NODE_ENV: 'production' }), { instanceOf: ConfigError }) as ConfigError;
-  t.regex(error.message, /JWT_SECRET is required in production/);
+test('JWT_SECRET_FILE: read when JWT_SECRET is not set; a missing or short one is named', (t) => {
+  const dir = tempDir('ra-jwt-file-');
+  const file = path.join(dir, 'jwt');
+  writeFileSync(file, `${'f'.repeat(40)}\n`);
+  t.like(loadConfig({ NODE_ENV: 'production', JWT_SECRET_FILE: file }).jwt, { secret: 'f'.repeat(40), source: `JWT_SECRET_FILE (${file})` });
+  t.is(loadConfig({ NODE_ENV: 'production', JWT_SECRET_FILE: file, JWT_SECRET: 'e'.repeat(40) }).jwt.secret, 'e'.repeat(40));
+  t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET_FILE: path.join(dir, 'none') }), {
+    message: new RegExp(`JWT_SECRET_FILE \\(${dir}/none\\) cannot be read: no such file`),
+  });
+  writeFileSync(file, 'short\n');
+  t.throws(() => loadConfig({ NODE_ENV: 'test', JWT_SECRET_FILE: file }), {
+    message: /JWT_SECRET_FILE \(.*\) must be at least 32 characters \(got 5\)/,
+  });
+});
+
+test('development has a database of its own by default', (t) => {
+  t.is(loadConfig({ NODE_ENV: 'development', JWT_SECRET: 'd'.repeat(40) }).db.database, 'resilient_api_dev');
+  t.is(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) }).db.database, 'resilient_api');
+  t.is(loadConfig({ NODE_ENV: 'development', JWT_SECRET: 'd'.repeat(40), MYSQL_DATABASE: 'mine' }).db.database, 'mine');
 });
 
 test('a bad configuration stops the process with a non-zero exit and one clear message', (t) => {
@@ -132,6 +148,8 @@ test('observability and overload settings: defaults, and every bad one named', (
     metricsSocketDir: '/tmp/pm2-home/resilient-api/8123',
     requestLogSample: 1,
     slowRequestMs: 1000,
+    metricsAllow: ['127.0.0.0/8', '::1'],
+    metricsToken: undefined,
   });
   t.deepEqual(config.overload, { maxEventLoopDelayMs: 1000, maxHeapPercent: 90, maxPoolWaiting: 100 });
   t.is(config.db.slowQueryMs, 500);

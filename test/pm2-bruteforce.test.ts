@@ -12,6 +12,7 @@ let db: TestDatabase;
 let certificate: TestCertificate;
 let sandbox: Pm2Sandbox;
 const MAX_FAILURES = 4;
+const MAX_FAILURES_PER_IP = 15;
 const BLOCK_SECONDS = 3;
 const RATE_LIMIT = 20;
 
@@ -23,6 +24,7 @@ test.before(async () => {
     ...certificate.env,
     API_INSTANCES: '2',
     LOGIN_MAX_FAILURES: String(MAX_FAILURES),
+    LOGIN_MAX_FAILURES_PER_IP: String(MAX_FAILURES_PER_IP),
     LOGIN_BLOCK_SECONDS: String(BLOCK_SECONDS),
     RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
     // Each test plays its own client address, so no test eats another's budget.
@@ -78,9 +80,21 @@ test.serial('consecutive failures block the pair across workers; the right passw
 });
 
 test.serial('parallel attempts through both workers cannot try more passwords than the limit', async (t) => {
-  const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => login('target', `wrong-${i}`, '203.0.113.42')));
+  // Over several spellings of the name: they are one account, and one counter.
+  const spellings = ['target', 'TARGET', 'ｔａｒｇｅｔ', 'target '];
+  const replies = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => login(spellings[i % spellings.length] as string, `wrong-${i}`, '203.0.113.42')),
+  );
   const statuses = replies.map((r) => r.status).sort();
   t.deepEqual(statuses, [...Array(MAX_FAILURES).fill(401), ...Array(12 - MAX_FAILURES).fill(429)]);
+});
+
+test.serial('a parallel burst from one address over many names, through both workers, gets the per-address limit judged', async (t) => {
+  const burst = 2 * MAX_FAILURES_PER_IP;
+  const replies = await Promise.all(Array.from({ length: burst }, (_, i) => login(`nobody-${i}`, 'wrong-password', '203.0.113.44')));
+  const statuses = replies.map((r) => r.status).sort();
+  t.deepEqual(statuses, [...Array(MAX_FAILURES_PER_IP).fill(401), ...Array(burst - MAX_FAILURES_PER_IP).fill(429)]);
+  t.is((await login('target', 'target-password', '203.0.113.44')).status, 429, 'the right password too');
 });
 
 test.serial('the request rate limit counts both workers together', async (t) => {

@@ -66,8 +66,9 @@ test.serial('past the limit a client gets 429 with Retry-After and X-RateLimit h
     t.is(reply.status, 200, probe);
     t.is(reply.headers['x-ratelimit-limit'], undefined, `${probe} is not counted`);
   }
+  // Exempt from the limit (no 429), and this forwarded client is not a monitoring client (403).
   const metrics = await proxied.request('/metrics', client);
-  t.is(metrics.status, 200, '/metrics is exempt');
+  t.is(metrics.status, 403, '/metrics is exempt from the limit, and only for METRICS_ALLOW');
   t.is(metrics.headers['x-ratelimit-limit'], undefined, '/metrics is not counted');
   // Another client is unaffected.
   t.is((await proxied.request('/api/status', as('203.0.113.11'))).status, 200);

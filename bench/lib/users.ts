@@ -1,5 +1,5 @@
 // Users in bulk for the benchmarks: rows shaped like real ones, with hashes random rather than
-// computed (the rows are what is measured, not scrypt, and random bytes compress as real hashes do).
+// computed (the rows are what is measured, not argon2id, and random bytes compress as real hashes do).
 import { randomBytes } from 'node:crypto';
 import { migrate } from '../../src/db/migrate';
 import { getLogger } from '../../src/logger';
@@ -7,9 +7,10 @@ import { databaseConfig, type TestDatabase } from '../../test/helpers/database';
 
 const BATCH = 5000;
 
-/** `scrypt$N$r$p$salt$hash` as passwords.ts writes it: 16-byte salt, `keyBytes`-byte key. */
+/** `$argon2id$v=19$m=…,t=…,p=…$salt$hash` as passwords.ts writes it: 16-byte salt, `keyBytes`-byte hash. */
 export function fakePasswordHash(keyBytes = 32): string {
-  return ['scrypt', 16384, 8, 1, randomBytes(16).toString('base64url'), randomBytes(keyBytes).toString('base64url')].join('$');
+  const phcBase64 = (bytes: number) => randomBytes(bytes).toString('base64').replace(/=+$/, '');
+  return `$argon2id$v=19$m=19456,t=2,p=1$${phcBase64(16)}$${phcBase64(keyBytes)}`;
 }
 
 /** Migrates `db` and inserts `count` users named `<prefix><n>`, BATCH rows a statement. */

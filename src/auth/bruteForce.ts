@@ -1,12 +1,17 @@
 // Brute-force protection of login, with rate-limiter-flexible's MySQL store on the service's own
-// database, so every worker and every host counts in the same rows:
+// database, so every worker and every host counts in the same rows. Both limits count an attempt
+// *before* the password is checked, each in one atomic upsert-and-read, so no number of concurrent
+// attempts on any number of workers gets more passwords judged than the limit:
 //
-// - consecutive failures per username and client IP: the attempt is counted *before* the
-//   password is checked (one atomic upsert), so concurrent attempts on any number of workers
-//   cannot try more than LOGIN_MAX_FAILURES passwords; attempt LOGIN_MAX_FAILURES + 1 blocks the
-//   pair for LOGIN_BLOCK_SECONDS, the right password included; a success resets the pair;
-// - failures per client IP per day, over any usernames: after LOGIN_MAX_FAILURES_PER_IP of them
-//   the IP is refused until 24 h after its first failure.
+// - consecutive failures per username and client IP: attempt LOGIN_MAX_FAILURES + 1 blocks the
+//   pair for LOGIN_BLOCK_SECONDS, the right password included; a success resets the pair. The
+//   username part is the canonical key of src/auth/username.ts, the same that finds the account,
+//   so no spelling of a name ("ALICE", "ａｌｉｃｅ") reaches an account under a counter of its own,
+//   and imitations that reach none ("alice ") count with it too;
+// - failures per client IP per day, over any usernames: the attempt is taken from the IP's day
+//   budget up front and given back on success, when the pair's limit refuses it, or when no
+//   verdict was reached (the database failed). After LOGIN_MAX_FAILURES_PER_IP failures (attempts
+//   in flight included) the IP is refused until 24 h after its first attempt.
 //
 // The library was chosen over hand-written counters because it already has the atomic
 // upsert-and-read, the block-once-on-crossing logic and the expiry clean-up, and is widely used.
@@ -17,9 +22,11 @@
 import { createHash } from 'node:crypto';
 import { RateLimiterMySQL, RateLimiterRes } from 'rate-limiter-flexible';
 import type { ConnectionLender } from '../db/database';
+import { usernameCounterKey } from './username';
 import { DatabaseUnavailableError, describeDbError } from '../db/errors';
 import type { Logger } from '../logger';
 import { DeadlineError, withDeadline } from '../util/async';
+import { clientText } from '../util/clientText';
 
 export interface LoginGuardSettings {
   /** Consecutive failures per username and IP before the pair is blocked. */
@@ -41,12 +48,14 @@ const LOGIN_LIMITS_TABLE = 'login_limits';
 const DAY_SECONDS = 24 * 3600;
 
 /**
- * A key part for the username, case-folded like the unique key of users. Names that could not be
- * a registered username (and might not fit the ASCII key column) are hashed.
+ * A key part for the username: its canonical key, the one the account is found by (see
+ * usernameCounterKey). Keys that are not short printable ASCII (and might not fit the ASCII key
+ * column) are hashed; "#" marks a hash, so ASCII keys starting with it are hashed too and cannot
+ * pose as one.
  */
 function usernameKey(username: string): string {
-  const folded = username.toLowerCase();
-  return /^[\x21-\x7e]{1,64}$/.test(folded) ? folded : `#${createHash('sha256').update(folded).digest('hex').slice(0, 40)}`;
+  const key = usernameCounterKey(username);
+  return /^[\x21\x22\x24-\x7e][\x21-\x7e]{0,63}$/.test(key) ? key : `#${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }
 
 const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
@@ -83,54 +92,75 @@ export class LoginGuard {
       ...common,
       keyPrefix: 'login_ip',
       points: settings.maxFailuresPerIpPerDay,
-      // The IP's day starts at its first failure; once it is used up, the IP waits for its end.
+      // The IP's day starts at its first attempt; once it is used up, the IP waits for its end.
       duration: DAY_SECONDS,
       clearExpiredByTimeout: false,
     });
   }
 
   /**
-   * Before the password is checked: undefined when the attempt may go ahead (it has been
-   * counted), else the block in force.
+   * Before the password is checked: undefined when the attempt may go ahead (it has been counted
+   * against the IP's day and the pair), else the block in force. A wrong password needs nothing
+   * more: the attempt stays counted.
    */
   async admit(username: string, ip: string): Promise<LoginBlock | undefined> {
-    const address = await this.call(this.addresses.get(ip));
-    // Like the pair's limit: that many failures are allowed, the next attempt is refused.
-    if (address !== null && address.consumedPoints >= this.settings.maxFailuresPerIpPerDay) {
-      return { scope: 'address', retryAfterSeconds: seconds(address.msBeforeNext) };
+    // Like the pair's limit: that many attempts pass, the next is refused. The IP first, so a
+    // refused IP costs the pair nothing.
+    const address = await this.consume(this.addresses, ip);
+    if (address) return { scope: 'address', retryAfterSeconds: seconds(address.msBeforeNext) };
+    let pair: RateLimiterRes | undefined;
+    try {
+      pair = await this.consume(this.pairs, this.pairKey(username, ip));
+    } catch (error) {
+      // The store failed: answer the 503 now, not after another wait on it.
+      void this.giveBack(this.addresses, ip, `the login attempt from ${ip}`);
+      throw error;
     }
-    const refused = await this.call(this.pairs.consume(this.pairKey(username, ip))).then(
+    if (!pair) return undefined;
+    // No password was tried: it is not a failure of the IP's day.
+    await this.giveBack(this.addresses, ip, `the login attempt from ${ip}`);
+    return { scope: 'account', retryAfterSeconds: seconds(pair.msBeforeNext) };
+  }
+
+  /**
+   * The attempt ended without a verdict on the password (a server-side failure): give back what
+   * admit() counted, so an outage cannot lock users out. Best effort.
+   */
+  async refund(username: string, ip: string): Promise<void> {
+    await Promise.all([
+      this.giveBack(this.pairs, this.pairKey(username, ip), `the login attempt of user: ${clientText(username, 64)} from ${ip}`),
+      this.giveBack(this.addresses, ip, `the login attempt from ${ip}`),
+    ]);
+  }
+
+  /**
+   * The right password: the pair starts afresh and the attempt leaves the IP's day (it was no
+   * failure). The login succeeds even if this fails.
+   */
+  async recordSuccess(username: string, ip: string): Promise<void> {
+    await Promise.all([
+      this.call(this.pairs.delete(this.pairKey(username, ip))).catch((error: unknown) => {
+        this.log.warn(`Could not reset the failed-login count of user: ${clientText(username, 64)} from ${ip} (${describeDbError(error)})`);
+      }),
+      this.giveBack(this.addresses, ip, `the login attempt from ${ip}`),
+    ]);
+  }
+
+  /** One atomic count; the refusal when it went over the limit, else undefined. */
+  private consume(limiter: RateLimiterMySQL, key: string): Promise<RateLimiterRes | undefined> {
+    return this.call(limiter.consume(key)).then(
       () => undefined,
       (error: unknown) => {
         if (error instanceof RateLimiterRes) return error;
         throw error;
       },
     );
-    return refused === undefined ? undefined : { scope: 'account', retryAfterSeconds: seconds(refused.msBeforeNext) };
   }
 
-  /** A wrong password: counts against the IP's day (the pair's attempt is already counted). */
-  async recordFailure(ip: string): Promise<void> {
-    await this.call(this.addresses.consume(ip)).catch((error: unknown) => {
-      // Over the limit now: the next attempt from this IP is refused.
-      if (!(error instanceof RateLimiterRes)) throw error;
-    });
-  }
-
-  /**
-   * The attempt ended without a verdict on the password (a server-side failure): give back the
-   * attempt counted by admit(), so an outage cannot lock users out. Best effort.
-   */
-  async refund(username: string, ip: string): Promise<void> {
-    await this.call(this.pairs.reward(this.pairKey(username, ip), 1)).catch((error: unknown) => {
-      this.log.warn(`Could not give back the login attempt of user: ${username} from ${ip} (${describeDbError(error)})`);
-    });
-  }
-
-  /** The right password: the pair starts afresh. The login succeeds even if this fails. */
-  async recordSuccess(username: string, ip: string): Promise<void> {
-    await this.call(this.pairs.delete(this.pairKey(username, ip))).catch((error: unknown) => {
-      this.log.warn(`Could not reset the failed-login count of user: ${username} from ${ip} (${describeDbError(error)})`);
+  /** Best effort: a failure is logged, never thrown (what it would cost is one attempt too many counted). */
+  private async giveBack(limiter: RateLimiterMySQL, key: string, what: string): Promise<void> {
+    await this.call(limiter.reward(key, 1)).catch((error: unknown) => {
+      this.log.warn(`Could not give back ${what} (${describeDbError(error)})`);
     });
   }
 

@@ -34,6 +34,34 @@ export function findTool(tool: ClientTool): string {
   throw new Error(`Neither ${CANDIDATES[tool].join(' nor ')} was found on PATH; install the MariaDB or MySQL client`);
 }
 
+/**
+ * An option as --help lists it, at the start of a line: `  --sandbox` or `  -B, --batch`. A
+ * constant pattern (the option is looked up in code); `[ \t]`, not `\s`, so a run of blank
+ * lines is not scanned once per line.
+ */
+const HELP_OPTION = /^[ \t]+(?:-\w, )?--([\w-]+)/gm;
+
+/**
+ * Options that keep the command-line client to SQL while it loads a dump, as far as this client
+ * knows them (read from its --help): `--binary-mode` (no client commands but `\C` and DELIMITER;
+ * MariaDB and MySQL), `--sandbox` (MariaDB 10.5.25, 10.6.18, 10.11.8 and later: no command that
+ * touches files or runs programs), `--commands=OFF` and `--system-command=OFF` (MySQL 8.0.40,
+ * 8.4.3 and later). The restore checks the dump for client commands first (dumpScanner.ts);
+ * these make the client refuse one too.
+ */
+export function safeClientOptions(binary: string): string[] {
+  const probe = spawnSync(binary, ['--no-defaults', '--help'], { encoding: 'utf8', timeout: 10_000 });
+  const help = typeof probe.stdout === 'string' ? probe.stdout : '';
+  const listed = new Set([...help.matchAll(HELP_OPTION)].map((match) => match[1]));
+  const knows = (option: string): boolean => listed.has(option);
+  const options: string[] = [];
+  if (knows('binary-mode')) options.push('--binary-mode');
+  if (knows('sandbox')) options.push('--sandbox');
+  if (knows('commands')) options.push('--commands=OFF');
+  if (knows('system-command')) options.push('--system-command=OFF');
+  return options;
+}
+
 /** A value for an option file: quoted, with the escapes the MariaDB and MySQL parsers understand. */
 function optionValue(value: string): string {
   const escaped = value

@@ -7,6 +7,7 @@ import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { NamedError } from '../util/errors';
+import { DumpScanner } from './dumpScanner';
 
 const BACKUP_SUFFIX = '.sql.gz';
 
@@ -15,7 +16,8 @@ const REQUIRED_TABLES = ['schema_migrations', 'users'] as const;
 
 /** Recent MariaDB dumps begin with a sandbox-mode line (a guard for their client) before the header. */
 const HEADER = /^(?:\/\*M!999999\\- enable the sandbox mode \*\/ *\r?\n)?(-- (?:MariaDB|MySQL) dump [^\n]*)/;
-const FOOTER = /\n-- Dump completed(?: on [^\n]*)?\s*$/;
+/** Tested against the tail without its trailing whitespace (a `\s*$` here would backtrack). */
+const FOOTER = /\n-- Dump completed(?: on [^\n]*)?$/;
 /** Lines kept at each end of the text; header and footer are short. */
 const EDGE_BYTES = 512;
 /** Enough to see a statement's first words after a newline that ended the previous chunk. */
@@ -26,9 +28,21 @@ export function utcStamp(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
 }
 
-/** `resilient_api-20261128T013000Z.sql.gz`, or with `-2`, `-3`… when that second is taken. */
-export function backupFileName(database: string, date: Date, sequence = 1): string {
-  return `${database}-${utcStamp(date)}${sequence > 1 ? `-${sequence}` : ''}${BACKUP_SUFFIX}`;
+/**
+ * Scheduled backups (and `npm run backup`) and backups taken at a deploy, before migrating, are
+ * named and kept apart, so however many deploys there are, the scheduled ones stay.
+ */
+export type BackupKind = 'scheduled' | 'predeploy';
+
+/** What a deploy backup's name carries before the suffix. */
+const PREDEPLOY_TAG = '-predeploy';
+
+/**
+ * `resilient_api-20261128T013000Z.sql.gz`, or with `-2`, `-3`… when that second is taken; a
+ * deploy backup ends in `-predeploy.sql.gz`.
+ */
+export function backupFileName(database: string, date: Date, sequence = 1, kind: BackupKind = 'scheduled'): string {
+  return `${database}-${utcStamp(date)}${sequence > 1 ? `-${sequence}` : ''}${kind === 'predeploy' ? PREDEPLOY_TAG : ''}${BACKUP_SUFFIX}`;
 }
 
 /** Where a backup is written until it is complete and verified: hidden, and never a backup's name. */
@@ -43,15 +57,20 @@ export function isPartialName(database: string, fileName: string): boolean {
 export interface BackupName {
   readonly stamp: string;
   readonly sequence: number;
+  readonly kind: BackupKind;
 }
 
 /** Parses a name made by backupFileName for this database; undefined for any other file. */
 export function parseBackupName(database: string, fileName: string): BackupName | undefined {
   if (!fileName.startsWith(`${database}-`)) return undefined;
   const rest = fileName.slice(database.length + 1);
-  const match = /^(\d{8}T\d{6}Z)(?:-(\d+))?\.sql\.gz$/.exec(rest);
+  const match = /^(\d{8}T\d{6}Z)(?:-(\d+))?(-predeploy)?\.sql\.gz$/.exec(rest);
   if (!match?.[1]) return undefined;
-  return { stamp: match[1], sequence: match[2] === undefined ? 1 : Number(match[2]) };
+  return {
+    stamp: match[1],
+    sequence: match[2] === undefined ? 1 : Number(match[2]),
+    kind: match[3] === undefined ? 'scheduled' : 'predeploy',
+  };
 }
 
 /** Oldest first. */
@@ -79,7 +98,8 @@ class DumpInspector extends Transform {
   private tail = '';
   private bytes = 0;
   private readonly tablesSeen = new Set<string>();
-  private switchesDatabase = false;
+  /** Everything the client would be given: SQL a dump writes, and nothing else (dumpScanner.ts). */
+  private readonly scanner = new DumpScanner();
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
@@ -92,7 +112,7 @@ class DumpInspector extends Transform {
     for (const table of REQUIRED_TABLES) {
       if (window.includes(`\nCREATE TABLE \`${table}\` (`)) this.tablesSeen.add(table);
     }
-    if (/\n(USE `|CREATE DATABASE )/.test(window)) this.switchesDatabase = true;
+    this.scanner.feed(text);
     this.tail = (this.tail + text).slice(-EDGE_BYTES);
     done(null, chunk);
   }
@@ -105,18 +125,15 @@ class DumpInspector extends Transform {
       const firstLine = this.head.split('\n', 1)[0] ?? '';
       throw new DumpRejectedError(`it does not start like a mariadb-dump or mysqldump file (first line: "${printable(firstLine)}")`);
     }
-    if (!FOOTER.test(this.tail)) {
+    if (!FOOTER.test(this.tail.trimEnd())) {
       throw new DumpRejectedError('it has no "-- Dump completed" footer: the dump was cut short');
     }
     const missing = REQUIRED_TABLES.filter((table) => !this.tablesSeen.has(table));
     if (missing.length > 0) {
       throw new DumpRejectedError(`it is not a dump of this service's database (no table ${missing.join(', ')})`);
     }
-    if (this.switchesDatabase) {
-      throw new DumpRejectedError(
-        'it names its own database (USE or CREATE DATABASE, as --databases writes); it could load somewhere else',
-      );
-    }
+    this.scanner.finish();
+    if (this.scanner.problem !== undefined) throw new DumpRejectedError(this.scanner.problem);
     const footer = this.tail.trimEnd().split('\n').pop() ?? '';
     return { header: header.trim(), footer: footer.trim(), uncompressedBytes: this.bytes };
   }

@@ -1,5 +1,6 @@
 // Loads a backup into the configured database. The file is read whole first and refused unless
-// it is a complete dump of this service (a truncated or foreign file changes nothing). The load
+// it is a complete dump of this service holding only what a dump holds (a truncated, foreign or
+// tampered file changes nothing: no client command runs, no other database is touched). The load
 // runs under the migration lock, so no worker migrates into a half-loaded schema; then pending
 // migrations bring the restored schema up to this code's.
 //
@@ -16,6 +17,7 @@ import { restoreLockName } from '../db/locks';
 import { withMigrationLock } from '../db/migrate';
 import type { Logger } from '../logger';
 import { type DumpFacts, inspectDumpFile } from './dumpFile';
+import { findTool, safeClientOptions } from './clientTools';
 import { runClientTool } from './toolProcess';
 import { NamedError } from '../util/errors';
 
@@ -80,12 +82,20 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   });
 }
 
-/** Streams the decompressed dump into the command-line client. */
+/**
+ * Streams the decompressed dump into the command-line client, in its safest mode: the file was
+ * checked to hold only SQL (dumpScanner.ts), and the client is told to refuse client commands
+ * anyway; the character set is the one the dump was written in, so the client splits statements
+ * where the check did.
+ */
 async function load(file: string, options: RestoreOptions): Promise<void> {
+  const client = findTool('client');
+  const safety = safeClientOptions(client);
+  options.log.info(`Loading with ${client} ${safety.join(' ') || '(this client knows no safe mode)'}`);
   const run = await runClientTool(
     'client',
     options.db,
-    ['--batch', options.db.database],
+    [...safety, '--default-character-set=utf8mb4', '--batch', options.db.database],
     { input: (stdin) => pipeline(createReadStream(file), createGunzip(), stdin) },
     { timeoutMs: options.timeoutMs },
   );

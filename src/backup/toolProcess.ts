@@ -19,7 +19,13 @@ class OutputTail {
   }
 
   text(): string {
-    return this.kept.trim().replace(/\s*\n\s*/g, ' | ');
+    // One line per line of output, trimmed, blank ones dropped (a `\s*\n\s*` pattern would
+    // backtrack on long runs of whitespace).
+    return this.kept
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '')
+      .join(' | ');
   }
 }
 

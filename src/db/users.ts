@@ -1,4 +1,7 @@
 // The users table, and nothing else: every statement takes its values through placeholders.
+// Accounts are found by username_key, the UTF-8 bytes of the canonical name (src/auth/username.ts),
+// compared as binary: no collation, no trailing-space padding, so one key is one account.
+import { canonicalUsername, displayUsername } from '../auth/username';
 import type { Database } from './database';
 import { errorCode } from './errors';
 import { NamedError } from '../util/errors';
@@ -39,29 +42,37 @@ function toUser(row: UserRow): UserWithHash {
   };
 }
 
+/** The key column's value: bytes, so the comparison is binary whatever the connection's collation. */
+function keyOf(username: string): Buffer {
+  return Buffer.from(canonicalUsername(username), 'utf8');
+}
+
 export class UserRepository {
   constructor(private readonly db: Database) {}
 
-  /** Inserts a user; a name taken in any letter case throws UsernameTakenError. */
+  /**
+   * Inserts a user under the display form of the name (NFKC, case kept). A name whose canonical
+   * key is taken (any letter case, any compatibility form) throws UsernameTakenError.
+   */
   async create(input: { username: string; email: string | null; passwordHash: string }): Promise<User> {
+    const username = displayUsername(input.username);
     try {
-      const result = await this.db.modify('INSERT INTO users (username, email, password_hash) VALUES (?, ?, ?)', [
-        input.username,
-        input.email,
-        input.passwordHash,
-      ]);
-      return { id: result.insertId, username: input.username, email: input.email, createdAt: new Date() };
+      const result = await this.db.modify(
+        'INSERT INTO users (username, username_key, email, password_hash) VALUES (?, ?, ?, ?)',
+        [username, keyOf(username), input.email, input.passwordHash],
+      );
+      return { id: result.insertId, username, email: input.email, createdAt: new Date() };
     } catch (error) {
-      if (errorCode(error) === 'ER_DUP_ENTRY') throw new UsernameTakenError(input.username);
+      if (errorCode(error) === 'ER_DUP_ENTRY') throw new UsernameTakenError(username);
       throw error;
     }
   }
 
-  /** Case-insensitive, like the unique key. */
+  /** By canonical key: any spelling of the name that folds to it; any other text finds no one. */
   async findByUsername(username: string): Promise<UserWithHash | undefined> {
     const rows = await this.db.select<UserRow>(
-      'SELECT id, username, email, password_hash, created_at FROM users WHERE username = ?',
-      [username],
+      'SELECT id, username, email, password_hash, created_at FROM users WHERE username_key = ?',
+      [keyOf(username)],
     );
     return rows[0] ? toUser(rows[0]) : undefined;
   }
@@ -77,7 +88,7 @@ export class UserRepository {
   }
 
   async exists(username: string): Promise<boolean> {
-    const rows = await this.db.select('SELECT 1 FROM users WHERE username = ?', [username]);
+    const rows = await this.db.select('SELECT 1 FROM users WHERE username_key = ?', [keyOf(username)]);
     return rows.length > 0;
   }
 
@@ -87,5 +98,24 @@ export class UserRepository {
       'SELECT total_users FROM user_stats WHERE id = 1',
     );
     return Number(rows[0]?.total_users ?? 0);
+  }
+
+  /**
+   * Stores a re-made hash (a login upgrading an old one), only if the row still holds `replacing`:
+   * a password changed meanwhile is not overwritten. True when the row was updated.
+   */
+  async updatePasswordHash(id: number, passwordHash: string, replacing: string): Promise<boolean> {
+    const result = await this.db.modify('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?', [
+      passwordHash,
+      id,
+      replacing,
+    ]);
+    return result.affectedRows > 0;
+  }
+
+  /** Removes a user only if the row still holds `passwordHash` (no password changed meanwhile). True when removed. */
+  async deleteIfPasswordHash(id: number, passwordHash: string): Promise<boolean> {
+    const result = await this.db.modify('DELETE FROM users WHERE id = ? AND password_hash = ?', [id, passwordHash]);
+    return result.affectedRows > 0;
   }
 }

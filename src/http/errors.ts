@@ -6,8 +6,10 @@ import {
   InternalServerError,
   ServiceUnavailableError,
 } from 'restify-errors';
+import { HashQueueFullError } from '../auth/hashPool';
 import { DatabaseUnavailableError } from '../db/errors';
 import type { Logger } from '../logger';
+import { clientText } from '../util/clientText';
 import { asError } from '../util/errors';
 import { requestIdOf, sendJson } from './respond';
 
@@ -42,17 +44,28 @@ function toHttpError(error: unknown): HttpError {
   if (error instanceof DatabaseUnavailableError) {
     return publicServerError(new ServiceUnavailableError('Database unavailable; try again shortly'));
   }
+  if (error instanceof HashQueueFullError) {
+    return publicServerError(new ServiceUnavailableError('Too many password checks in progress; try again shortly'));
+  }
   if (error instanceof HttpError && typeof error.statusCode === 'number') return error;
   return new InternalServerError(SERVER_ERROR_MESSAGES[500] ?? 'Internal server error');
 }
 
-function envelopeOf(httpError: HttpError, requestId: string): ErrorEnvelope {
+/** Bound on a 4xx message: they may quote what the client sent (a path, field names). */
+const MAX_CLIENT_MESSAGE_CHARS = 1000;
+/** Bound on the request path quoted in a 404 and in log lines. */
+const MAX_PATH_CHARS = 200;
+
+function envelopeOf(httpError: HttpError, requestId: string, path: string): ErrorEnvelope {
   const status = httpError.statusCode;
   const code = httpError.body?.code ?? httpError.code ?? 'Error';
-  const message =
-    status >= 500 && !publicServerErrors.has(httpError)
-      ? (SERVER_ERROR_MESSAGES[status] ?? 'Server error')
-      : (httpError.body?.message ?? httpError.message);
+  if (status >= 500 && !publicServerErrors.has(httpError)) {
+    return { code, message: SERVER_ERROR_MESSAGES[status] ?? 'Server error', requestId };
+  }
+  // restify's router says "<path> does not exist", the whole path quoted: quote it bounded.
+  const message = status === 404 && httpError.message === `${path} does not exist`
+    ? `${clientText(path, MAX_PATH_CHARS)} does not exist`
+    : clientText(httpError.body?.message ?? httpError.message, MAX_CLIENT_MESSAGE_CHARS);
   return { code, message, requestId };
 }
 
@@ -63,14 +76,15 @@ function envelopeOf(httpError: HttpError, requestId: string): ErrorEnvelope {
 export function sendError(req: Request, res: Response, error: unknown, log: Logger): void {
   const httpError = toHttpError(error);
   const requestId = requestIdOf(req, res);
-  const envelope = envelopeOf(httpError, requestId);
+  const path = req.path();
+  const envelope = envelopeOf(httpError, requestId, path);
   const status = httpError.statusCode;
-  const where = `${req.method} ${req.path()}`;
+  const where = `${clientText(req.method, 16)} ${clientText(path, MAX_PATH_CHARS)}`;
 
   if (status >= 500 && status !== 503) {
     log.error(`Request ${requestId} ${where} failed with ${status} ${envelope.code}`, asError(error));
   } else {
-    const reason = status === 503 && error instanceof Error ? ` (${error.message})` : '';
+    const reason = status === 503 && error instanceof Error ? ` (${clientText(error.message, MAX_CLIENT_MESSAGE_CHARS)})` : '';
     log.warn(`Request ${requestId} ${where} answered ${status} ${envelope.code}: ${envelope.message}${reason}`);
   }
 

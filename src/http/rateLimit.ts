@@ -20,9 +20,12 @@ import type { Logger } from '../logger';
 import type { ClientIpResolver } from './clientIp';
 import { RATE_LIMIT_EXEMPT_PATHS, pathOf } from './paths';
 import { requestIdOf, sendJsonBeforeRouting } from './respond';
+import { clientText } from '../util/clientText';
 import { messageOf } from '../util/errors';
 
 export const WINDOW_MS = 60_000;
+/** The refused request's path is the client's text: bounded in the log line. */
+const MAX_LOGGED_PATH_CHARS = 120;
 const SYNC_INTERVAL_MS = 250;
 
 interface RateDecision {
@@ -173,7 +176,7 @@ export function rateLimitHandler(
     if (decision.firstRefusal) {
       // Once per client and minute: a flood must not turn into a flood of log lines.
       log.warn(
-        `Request ${requestId} ${req.method ?? ''} ${pathOf(req.url)} answered 429 TooManyRequests: ` +
+        `Request ${requestId} ${clientText(req.method ?? '', 16)} ${clientText(pathOf(req.url), MAX_LOGGED_PATH_CHARS)} answered 429 TooManyRequests: ` +
           `client ${client} passed ${decision.limit} requests per minute; refusing until the minute ends (${retryAfter} s)`,
       );
     }

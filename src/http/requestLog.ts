@@ -9,6 +9,7 @@ import type { Request, Response } from 'restify';
 import type { ObservabilityConfig } from '../config';
 import type { Logger } from '../logger';
 import { UNMATCHED_ROUTE } from '../metrics/counters';
+import { clientText } from '../util/clientText';
 import type { ClientIpResolver } from './clientIp';
 import { MONITORING_ROUTES, pathOf } from './paths';
 import { requestIdOf } from './respond';
@@ -40,11 +41,7 @@ export class RequestLog {
 
   private line(req: Request, res: Response, status: number, route: string, ms: number): string {
     // An unmatched request shows its path (without the query, which may hold anything).
-    const target = route === UNMATCHED_ROUTE ? `(unmatched) ${shortened(pathOf(req.url))}` : route;
-    return `${req.method ?? '-'} ${target} ${status} ${ms.toFixed(1)} ms id=${requestIdOf(req, res)} ip=${this.clientIp(req)}`;
+    const target = route === UNMATCHED_ROUTE ? `(unmatched) ${clientText(pathOf(req.url), MAX_PATH_LENGTH)}` : route;
+    return `${clientText(req.method ?? '-', 16)} ${target} ${status} ${ms.toFixed(1)} ms id=${requestIdOf(req, res)} ip=${this.clientIp(req)}`;
   }
-}
-
-function shortened(path: string): string {
-  return path.length > MAX_PATH_LENGTH ? `${path.slice(0, MAX_PATH_LENGTH)}…` : path;
 }

@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import restify from 'restify';
 import { LoginGuard } from '../auth/bruteForce';
+import type { PasswordHasher } from '../auth/passwords';
 import type { TokenService } from '../auth/tokens';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
@@ -23,6 +24,7 @@ import { registerAccountRoutes } from './routes/accounts';
 import { registerFaultRoutes } from './routes/faults';
 import { registerHealthRoutes } from './routes/health';
 import { configureSecurityHeaders, securityHeaders } from './securityHeaders';
+import { MonitoringAccess } from './monitoringAccess';
 import { registerMetricsRoute } from './routes/metrics';
 import { registerStatusPage } from './routes/statusPage';
 import { asError } from '../util/errors';
@@ -31,6 +33,8 @@ export interface ServerDeps {
   readonly config: Config;
   readonly db: Database;
   readonly users: UserRepository;
+  /** Hashes and checks passwords on its bounded threads and queue. */
+  readonly passwords: PasswordHasher;
   readonly tokens: TokenService;
   readonly lifecycle: Lifecycle;
   readonly version: string;
@@ -83,11 +87,18 @@ export function createServer(deps: ServerDeps): restify.Server {
   }
 
   registerHealthRoutes(server, deps);
-  if (deps.metrics) registerMetricsRoute(server, deps.metrics);
-  registerStatusPage(server, deps);
+  const monitoringAccess = new MonitoringAccess({
+    allow: config.observability.metricsAllow,
+    token: config.observability.metricsToken,
+    trustedProxies: config.trustedProxies,
+    clientIp,
+  });
+  if (deps.metrics) registerMetricsRoute(server, deps.metrics, monitoringAccess);
+  registerStatusPage(server, { ...deps, monitoringAccess });
   const authLog = getLogger('auth');
   registerAccountRoutes(server, {
     users: deps.users,
+    passwords: deps.passwords,
     tokens: deps.tokens,
     maxBodyBytes: config.http.maxBodyBytes,
     log: authLog,

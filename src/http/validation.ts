@@ -2,15 +2,14 @@
 // names each bad field. Unknown fields are refused everywhere, so a typo never passes silently.
 import { BadRequestError } from 'restify-errors';
 import { z } from 'zod';
-
-/** Letters, digits and . _ -, starting with a letter or digit: no control characters, no look-alikes. */
-const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$/;
+import { clientText } from '../util/clientText';
+import { displayUsername, isRegistrableUsername, USERNAME_RULE } from '../auth/username';
 
 /** A string field whose absence and wrong type say different things. */
 const text = () => z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
 
-export const username = text()
-  .regex(USERNAME_PATTERN, 'must be 3 to 32 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+/** A name to register, parsed to its display form (NFKC, case kept); the rule is src/auth/username.ts. */
+export const username = text().transform(displayUsername).refine(isRegistrableUsername, USERNAME_RULE);
 
 /** C0 and C1 control characters, DEL, and lone UTF-16 surrogates (what `\ud800` in JSON makes). */
 // eslint-disable-next-line no-control-regex
@@ -30,7 +29,8 @@ export const registerBody = z.strictObject({
 });
 
 export const loginBody = z.strictObject({
-  // Login checks only the shape: any printable string may be tried, and fails as a wrong password.
+  // Login checks only the shape: any text may be tried. Its canonical key (src/auth/username.ts)
+  // finds the account; a name that cannot exist fails like a wrong password.
   username: text()
     .min(1, 'is required')
     .max(64, 'must be at most 64 characters')
@@ -41,9 +41,17 @@ export const loginBody = z.strictObject({
     .regex(NO_CONTROL_CHARACTERS, 'must not contain control characters'),
 });
 
+/** Unknown field names are the client's text: a few of them, each bounded, are named in a 400. */
+const MAX_NAMED_KEYS = 5;
+const MAX_KEY_CHARS = 100;
+
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
-  const field = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const named = issue.keys.slice(0, MAX_NAMED_KEYS).map((key) => clientText(key, MAX_KEY_CHARS));
+    const more = issue.keys.length > MAX_NAMED_KEYS ? ` and ${issue.keys.length - MAX_NAMED_KEYS} more` : '';
+    return `unknown field(s): ${named.join(', ')}${more}`;
+  }
+  const field = clientText(issue.path.map(String).join('.'), MAX_KEY_CHARS);
   return field === '' ? issue.message : `${field} ${issue.message}`;
 }
 

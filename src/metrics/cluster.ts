@@ -18,6 +18,7 @@ import path from 'node:path';
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Logger } from '../logger';
 import { registerCustom } from './lazyHistogram';
+import { BurstSharedValue } from './scrapeSharing';
 import { messageOf } from '../util/errors';
 
 /** A sibling that has not answered within this is left out of the scrape (and counted as such). */
@@ -217,23 +218,35 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The metrics a scrape of this process answers with: its own, and its siblings' when it has a socket. */
+/**
+ * The metrics a scrape of this process answers with: its own, and its siblings' when it has a
+ * socket. Concurrent scrapes share one gathering (and one rendering) in flight, and a flood of
+ * them reuses the last result for up to a second (scrapeSharing.ts), so scrapes cost the
+ * siblings a bounded number of round trips however many arrive.
+ */
 export class ClusterMetrics {
+  private readonly sharedView = new BurstSharedValue(() => this.gather());
+  private readonly sharedText = new BurstSharedValue(async () => aggregate(await this.sharedView.get()).metrics());
+
   constructor(
     private readonly registry: Registry,
     private readonly label: string,
     private readonly socket: MetricsSocket | undefined,
   ) {}
 
-  async view(): Promise<ClusterView> {
-    const own = await snapshotOf(this.label, this.registry);
-    if (!this.socket) return { snapshots: [own], sources: { ok: 1, timeout: 0, gone: 0, error: 0 } };
-    return gatherCluster(this.socket.dir, own, this.socket.path);
+  view(): Promise<ClusterView> {
+    return this.sharedView.get();
   }
 
   /** Prometheus text for the whole cluster. */
-  async text(): Promise<string> {
-    return aggregate(await this.view()).metrics();
+  text(): Promise<string> {
+    return this.sharedText.get();
+  }
+
+  private async gather(): Promise<ClusterView> {
+    const own = await snapshotOf(this.label, this.registry);
+    if (!this.socket) return { snapshots: [own], sources: { ok: 1, timeout: 0, gone: 0, error: 0 } };
+    return gatherCluster(this.socket.dir, own, this.socket.path);
   }
 
   get contentType(): string {

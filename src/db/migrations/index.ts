@@ -1,7 +1,7 @@
 // The schema's history, in order. A migration is never edited once released: add a new one.
 // Each `up` runs on the one connection that holds the migration lock; DDL commits by itself in
 // MySQL, so each step is written to be safe to run again if it was cut short.
-import type { Connection } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 
 export interface Migration {
   readonly name: string;
@@ -87,4 +87,63 @@ const rateLimits: Migration = {
   },
 };
 
-export const migrations: readonly Migration[] = [createUsers, countUsers, rateLimits];
+/** Whether the users table has this column / this index (MySQL has no ADD COLUMN IF NOT EXISTS). */
+async function usersHas(connection: Connection, what: 'column' | 'index', name: string): Promise<boolean> {
+  const [rows] = await connection.query<RowDataPacket[]>(
+    what === 'column'
+      ? 'SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?'
+      : 'SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?',
+    ['users', name],
+  );
+  return rows.length > 0;
+}
+
+const unicodeUsernames: Migration = {
+  name: '004-unicode-usernames',
+  async up(connection) {
+    // Usernames become Unicode (src/auth/username.ts). An account is found by username_key: the
+    // UTF-8 bytes of the canonical name (NFKC + case fold), unique and compared as binary, which
+    // never ignores trailing spaces (the old ascii_general_ci key did: "alice " was "alice").
+    // The display name becomes utf8mb4. Every step is skipped or harmless when already done, and
+    // the order keeps a unique key in force throughout, for the workers still on the old code
+    // during a reload.
+    if (!(await usersHas(connection, 'column', 'username_key'))) {
+      // The default '' is what the trigger below replaces; it lets an INSERT that names no key
+      // through on MySQL as on MariaDB.
+      // 384 bytes: USERNAME_KEY_MAX_BYTES in src/auth/username.ts, written out because a released
+      // migration must not change when code does.
+      await connection.query("ALTER TABLE users ADD COLUMN username_key VARBINARY(384) NOT NULL DEFAULT '' AFTER username");
+    }
+    // Rows inserted without a key (the previous release during a reload, hand-written SQL) get
+    // LOWER(username), which is the canonical form of every name the old ASCII rule allowed.
+    // The service always writes the key itself.
+    await connection.query('DROP TRIGGER IF EXISTS users_username_key');
+    await connection.query(
+      'CREATE TRIGGER users_username_key BEFORE INSERT ON users FOR EACH ROW ' +
+        "SET NEW.username_key = IF(NEW.username_key = '', CAST(LOWER(NEW.username) AS BINARY), NEW.username_key)",
+    );
+    // Existing names are ASCII (the old column's character set): LOWER is their canonical form.
+    await connection.query("UPDATE users SET username_key = CAST(LOWER(username) AS BINARY) WHERE username_key = ''");
+    if (!(await usersHas(connection, 'index', 'uq_users_username_key'))) {
+      await connection.query('ALTER TABLE users ADD UNIQUE KEY uq_users_username_key (username_key)');
+    }
+    if (await usersHas(connection, 'index', 'uq_users_username')) {
+      await connection.query('ALTER TABLE users DROP INDEX uq_users_username');
+    }
+    // Binary collation: nothing compares display names any more, so none may compare them loosely.
+    await connection.query('ALTER TABLE users MODIFY username VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL');
+  },
+  async down(connection) {
+    // Fails, changing nothing, while a non-ASCII name exists: going back would lose it.
+    await connection.query('ALTER TABLE users MODIFY username VARCHAR(32) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL');
+    if (!(await usersHas(connection, 'index', 'uq_users_username'))) {
+      await connection.query('ALTER TABLE users ADD UNIQUE KEY uq_users_username (username)');
+    }
+    await connection.query('DROP TRIGGER IF EXISTS users_username_key');
+    if (await usersHas(connection, 'column', 'username_key')) {
+      await connection.query('ALTER TABLE users DROP COLUMN username_key');
+    }
+  },
+};
+
+export const migrations: readonly Migration[] = [createUsers, countUsers, rateLimits, unicodeUsernames];

@@ -2,7 +2,7 @@
 import type { Request, Response, Server } from 'restify';
 import { ConflictError, InvalidCredentialsError, TooManyRequestsError, UnauthorizedError } from 'restify-errors';
 import type { LoginGuard } from '../../auth/bruteForce';
-import { hashPassword, verifyDecoy, verifyPassword } from '../../auth/passwords';
+import type { PasswordHasher } from '../../auth/passwords';
 import { InvalidTokenError, type TokenService } from '../../auth/tokens';
 import { UsernameTakenError, type UserRepository } from '../../db/users';
 import type { Logger } from '../../logger';
@@ -10,10 +10,13 @@ import type { ClientIpResolver } from '../clientIp';
 import { loginAttempts, rateLimitRejections, registrations } from '../../metrics/counters';
 import { jsonBody } from '../jsonBody';
 import { sendJson } from '../respond';
+import { clientText } from '../../util/clientText';
 import { loginBody, parseBody, registerBody } from '../validation';
+import { messageOf } from '../../util/errors';
 
 export interface AccountDeps {
   readonly users: UserRepository;
+  readonly passwords: PasswordHasher;
   readonly tokens: TokenService;
   readonly maxBodyBytes: number;
   readonly log: Logger;
@@ -24,16 +27,16 @@ export interface AccountDeps {
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i;
 
 export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
-  const { users, tokens, log, loginGuard, clientIp } = deps;
+  const { users, passwords, tokens, log, loginGuard, clientIp } = deps;
   const body = jsonBody(deps.maxBodyBytes);
 
   server.post('/api/register', body, async (req, res) => {
     const input = parseBody(registerBody, req.body);
-    log.info(`Registration attempt for user: ${input.username}`);
+    log.info(`Registration attempt for user: ${clientText(input.username, 64)}`);
     // A cheap check first spares a password hash for a name that is taken; the unique key
     // still decides when two registrations race.
     if (await users.exists(input.username)) throw taken(input.username, log);
-    const passwordHash = await hashPassword(input.password);
+    const passwordHash = await passwords.hash(input.password);
     try {
       const user = await users.create({ username: input.username, email: input.email ?? null, passwordHash });
       log.info(`User registered: ${user.username} (id ${user.id})`);
@@ -48,12 +51,13 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
   server.post('/api/login', body, async (req, res) => {
     const input = parseBody(loginBody, req.body);
     const ip = clientIp(req);
-    log.info(`Login attempt for user: ${input.username}`);
-    // Counted before the password is checked, so no number of parallel attempts gets past the limit.
+    log.info(`Login attempt for user: ${clientText(input.username, 64)}`);
+    // Counted per pair and per IP before the password is checked (a wrong password stays counted),
+    // so no number of parallel attempts gets past either limit.
     const block = await loginGuard.admit(input.username, ip);
     if (block) {
       log.warn(
-        `Login blocked for user: ${input.username} from ${ip} (too many failed attempts ` +
+        `Login blocked for user: ${clientText(input.username, 64)} from ${ip} (too many failed attempts ` +
           `${block.scope === 'account' ? 'for this user from this address' : 'from this address today'}); ` +
           `retry after ${block.retryAfterSeconds} s`,
       );
@@ -66,19 +70,19 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
     let valid;
     try {
       user = await users.findByUsername(input.username);
-      valid = user ? await verifyPassword(input.password, user.passwordHash) : await verifyDecoy(input.password);
+      valid = user ? await passwords.verify(input.password, user.passwordHash) : await passwords.verifyDecoy(input.password);
     } catch (error) {
-      // No password was judged (the database failed): the attempt must not count against the user.
+      // No password was judged (the database failed): the attempt must not count against the user or the IP.
       await loginGuard.refund(input.username, ip);
       throw error;
     }
     if (!user || !valid) {
-      log.warn(`Login failed for user: ${input.username} (${user ? 'wrong password' : 'unknown user'})`);
+      log.warn(`Login failed for user: ${clientText(input.username, 64)} (${user ? 'wrong password' : 'unknown user'})`);
       loginAttempts.inc({ result: user ? 'wrong_password' : 'unknown_user' });
-      await loginGuard.recordFailure(ip);
       throw new InvalidCredentialsError('Invalid username or password');
     }
     await loginGuard.recordSuccess(input.username, ip);
+    if (passwords.needsRehash(user.passwordHash)) await upgradeStoredHash(deps, user, input.password);
     const token = await tokens.issue({ userId: user.id, username: user.username });
     log.info(`Login successful for user: ${user.username}`);
     loginAttempts.inc({ result: 'success' });
@@ -109,6 +113,26 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
 
 }
 
+/**
+ * Replaces a hash made with an older scheme or a lower cost (scrypt, weaker argon2id) by one with
+ * the current cost: only a login knows the password to do it. Best effort: the user is logged in
+ * whatever happens, and the next login tries again.
+ */
+async function upgradeStoredHash(
+  deps: Pick<AccountDeps, 'users' | 'passwords' | 'log'>,
+  user: { readonly id: number; readonly username: string; readonly passwordHash: string },
+  password: string,
+): Promise<void> {
+  try {
+    const upgraded = await deps.passwords.hash(password);
+    if (await deps.users.updatePasswordHash(user.id, upgraded, user.passwordHash)) {
+      deps.log.info(`Password hash of user ${user.username} (id ${user.id}) upgraded to the current parameters`);
+    }
+  } catch (error) {
+    deps.log.warn(`Could not upgrade the password hash of user ${user.username} (id ${user.id}): ${messageOf(error)}`);
+  }
+}
+
 function bearerToken(req: Request, res: Response): string {
   const match = BEARER.exec(req.headers.authorization ?? '');
   if (!match?.[1]) throw unauthorized(res, 'missing bearer token');
@@ -116,7 +140,7 @@ function bearerToken(req: Request, res: Response): string {
 }
 
 function taken(username: string, log: Logger): ConflictError {
-  log.warn(`Registration refused for user: ${username} (name taken)`);
+  log.warn(`Registration refused for user: ${clientText(username, 64)} (name taken)`);
   registrations.inc({ result: 'taken' });
   return new ConflictError('Username is already taken');
 }

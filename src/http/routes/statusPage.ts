@@ -8,11 +8,15 @@ import type { Server } from 'restify';
 import type { ClusterMetrics } from '../../metrics/cluster';
 import { summarize } from '../../metrics/summary';
 import { SharedValue } from '../../util/async';
+import type { MonitoringAccess } from '../monitoringAccess';
 import type { OverloadGuard } from '../overload';
 import { sendBody, sendJson } from '../respond';
+import { monitoringForbidden } from './metrics';
 
 export interface StatusPageDeps {
   readonly metrics: ClusterMetrics | undefined;
+  /** Who may read /status/summary (the page itself is for anyone). */
+  readonly monitoringAccess: MonitoringAccess;
   readonly overload: Pick<OverloadGuard, 'state'>;
   readonly version: string;
   readonly worker: string;
@@ -94,6 +98,11 @@ const SCRIPT = `
     if (dbUp && apiUp) overall('ok', 'All systems operational');
     else overall('degraded', !dbUp ? 'Database down' : 'Service overloaded');
   }
+  // Workers, restarts and rates are for monitoring clients (METRICS_ALLOW, METRICS_TOKEN) only.
+  function restricted() {
+    ['uptime', 'workers', 'restarts', 'rate', 'errors'].forEach(function (id) { card(id, '', '–', 'monitoring clients only'); });
+    document.body.setAttribute('data-summary', 'restricted');
+  }
   function renderSummary(summary, now) {
     var cluster = summary.cluster;
     if (!cluster) {
@@ -141,6 +150,7 @@ const SCRIPT = `
         renderStatus(results[0].value);
       }
       if (results[1].status === 'fulfilled' && results[1].value.status === 200) renderSummary(results[1].value.body, now);
+      else if (results[1].status === 'fulfilled' && results[1].value.status === 403) restricted();
       $('updated').textContent = 'Updated ' + new Date(now).toLocaleTimeString();
     }).finally(function () { setTimeout(refresh, REFRESH_MS); });
   }
@@ -201,7 +211,8 @@ export function registerStatusPage(server: Server, deps: StatusPageDeps): void {
   // the cluster (every worker's registry) is gathered at most once a second per worker.
   const metrics = deps.metrics;
   const clusterSummary = metrics ? new SharedValue(async () => summarize(await metrics.view()), 1000) : undefined;
-  server.get('/status/summary', async (_req, res) => {
+  server.get('/status/summary', async (req, res) => {
+    if (!deps.monitoringAccess.allows(req)) throw monitoringForbidden();
     const cluster = clusterSummary ? await clusterSummary.get() : null;
     sendJson(
       res,

@@ -7,6 +7,8 @@ import { ROOT, tempDir } from '../test/helpers/service';
 import { createContext, type BenchContext, type ScenarioResult } from './lib/context';
 import { markdown, runInfo, writeResults } from './lib/report';
 import { coldStart, memoryAtLoad } from './scenarios/process';
+import { chaosDrill } from './scenarios/chaos';
+import { connectionSpread } from './scenarios/spread';
 import { databaseOutage, killDrill, reloadDrill } from './scenarios/drills';
 import { healthThroughput } from './scenarios/health';
 import { loginFlood } from './scenarios/logins';
@@ -23,6 +25,8 @@ const SCENARIOS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Promise<
   ['kill', killDrill],
   ['reload', reloadDrill],
   ['outage', databaseOutage],
+  ['chaos', chaosDrill],
+  ['spread', connectionSpread],
   ['memory', memoryAtLoad],
   ['cold', coldStart],
 ];

@@ -34,11 +34,42 @@ const root = __dirname;
 const restartDelay = Number(process.env.RESTART_DELAY_MS || 3000);
 const shutdownTimeout = Number(process.env.SHUTDOWN_TIMEOUT_MS || 10000);
 
+/** LOG_DIR as the apps resolve it (relative to the project, their cwd). */
+const logDir = path.resolve(root, process.env.LOG_DIR || 'logs');
+
+/**
+ * PM2's log files of an app are the project's own file: the apps write only to stdout under
+ * PM2 (src/pm2LogOutput.ts), so each line is written once, `pm2 logs` shows it live and
+ * `pm2 logs --nostream` prints the file's tail. Out and error go to the same file (PM2 prints a
+ * file named twice once); the lines carry their own timestamps; one file for all workers.
+ * The supervisor rotates these files (README, "Logs").
+ */
+const logFiles = (file) => ({
+  out_file: path.join(logDir, file),
+  error_file: path.join(logDir, file),
+  merge_logs: true,
+  time: false,
+});
+
 /** Development runs the TypeScript sources through tsx; otherwise the compiled dist/. */
 const entry = (compiled, source) =>
   fromSources
     ? { script: path.join(root, 'scripts', 'dev-entry.js'), args: [source] }
     : { script: path.join(root, 'dist', compiled) };
+
+/** What PM2 itself puts into a process's environment: never handed on to the apps from here. */
+const PM2_OWN_VARIABLES = new Set(['pm2_env', 'pm_id', 'NODE_APP_INSTANCE', 'PM2_JSON_PROCESSING', 'PM2_PROGRAMMATIC']);
+
+/**
+ * The environment this file is loaded with: the shell of `pm2 start|reload ecosystem.config.js`
+ * or of `npm start`. `pm2 start` hands it to the apps anyway, but a reload from this file
+ * replaces each app's env with the env_<mode> below and keeps the old values (PM2 7, even with
+ * --update-env): listing it here is what makes `RATE_LIMIT_PER_MINUTE=5 npx pm2 reload
+ * ecosystem.config.js --env production` (and a re-run of `npm start`) reach the workers. A
+ * variable removed from the shell keeps its old value, as PM2 merges; set it empty (`NAME=`)
+ * to go back to the default.
+ */
+const shellEnvironment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !PM2_OWN_VARIABLES.has(name)));
 
 /**
  * What every app shares. No @pm2/io in any process: it is only for PM2's paid dashboard, and
@@ -51,8 +82,8 @@ const common = (name, compiled, source) => ({
   ...entry(compiled, source),
   pmx: false,
   watch: false,
-  env: { NODE_ENV: 'development' },
-  env_production: { NODE_ENV: 'production' },
+  env: { ...shellEnvironment, NODE_ENV: 'development' },
+  env_production: { ...shellEnvironment, NODE_ENV: 'production' },
 });
 
 /**
@@ -74,6 +105,10 @@ const api = {
   node_args: ['--max-semi-space-size=2'],
   exec_mode: 'cluster',
   instances: instances(process.env.API_INSTANCES, production ? 'max' : 1),
+  // Exit 78 is a bad configuration, which no restart heals: PM2 never restarts it, even with no
+  // supervisor running (PM2 then shows it `waiting restart`, though no restart is pending; the
+  // supervisor stops the app so that it shows `stopped`, and reports the bad variables).
+  stop_exit_codes: [78],
   // Online only once listening and migrated (main.ts sends 'ready'); a reload waits for it.
   wait_ready: true,
   listen_timeout: 15000,
@@ -84,8 +119,7 @@ const api = {
   watch: fromSources ? [path.join(root, 'src')] : false,
   watch_delay: 500,
   ignore_watch: ['node_modules', 'logs', 'dist', '\\.git', '\\.test\\.ts$'],
-  merge_logs: true,
-  time: false,
+  ...logFiles('backend.log'),
 };
 
 const supervisor = {
@@ -94,6 +128,7 @@ const supervisor = {
   exec_mode: 'fork',
   instances: 1,
   kill_timeout: 6000,
+  ...logFiles('supervisor.log'),
 };
 
 // Scheduled backups: PM2 starts a one-shot run at every BACKUP_CRON time (PM2's cron, in the
@@ -108,6 +143,7 @@ const backup = {
   autorestart: false,
   // Time to kill the dump and remove its partial file when stopped mid-run.
   kill_timeout: 5000,
+  ...logFiles('backend.log'),
 };
 
 module.exports = { apps: [api, supervisor, backup] };

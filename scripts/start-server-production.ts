@@ -1,9 +1,14 @@
 // start-server-production (was start_server_production.bat): build, migrate, start the
 // production ecosystem under the PM2 daemon (cluster, 0.0.0.0:8000), wait for /health, print the
-// URL, return. Run again while it runs: a zero-downtime reload with the current environment.
+// URL, return. Run again while it runs: a zero-downtime reload with the current environment
+// (the ecosystem file hands the environment to every app, so a changed variable is applied).
+// The JWT secret is not its business: the service finds it itself (src/config.ts).
 //
 //   npm start            npx tsx scripts/start-server-production.ts
+import os from 'node:os';
+import path from 'node:path';
 import { databaseTarget } from '../src/config';
+import { daemonPolicyWarning, readDaemonPolicy } from '../src/supervisor/daemonPolicy';
 import { migrate, unreachableCause } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
 import { configureLoggingFor, getLogger } from '../src/logger';
@@ -14,10 +19,11 @@ import {
   assertPortFree,
   build,
   configFor,
+  describeApps,
   ECOSYSTEM_FILE,
-  ensureJwtSecret,
   OperatorError,
   prepareDaemonEnvironment,
+  runningApps,
   runScript,
   step,
   waitForHealth,
@@ -28,7 +34,6 @@ const HEALTH_WAIT_MS = 60_000;
 
 export async function startProduction(): Promise<void> {
   build();
-  ensureJwtSecret();
   const config = configFor('production');
   configureLoggingFor(config, 'one-shot');
 
@@ -48,7 +53,17 @@ export async function startProduction(): Promise<void> {
 
   prepareDaemonEnvironment();
   await pm2.connect();
+  // A daemon started earlier without the policy (a bare `pm2 start`, a boot unit without it).
+  const daemonWarning = daemonPolicyWarning(readDaemonPolicy(process.env['PM2_HOME'] ?? path.join(os.homedir(), '.pm2')));
+  if (daemonWarning !== undefined) console.log(`! ${daemonWarning}`);
   try {
+    const development = (await runningApps(appNames())).filter((app) => app.mode === 'development');
+    if (development.length > 0) {
+      throw new OperatorError(
+        `A development run uses this PM2 daemon (${describeApps(development)}): stop it (Ctrl+C where npm run dev runs) ` +
+          'before starting production. Nothing was started.',
+      );
+    }
     const running = (await pm2.list()).some((proc) => proc.name === 'api' && proc.pm2_env?.status === 'online');
     if (running) step('resilient-api is already running: reloading it without downtime');
     else await assertPortFree(config.host, config.port);
@@ -67,6 +82,7 @@ export async function startProduction(): Promise<void> {
     const workers = (await pm2.list()).filter((proc) => proc.name === 'api').length;
     console.log(`\n✔ resilient-api is running at ${url} (listening on ${config.host}:${config.port}, ${workers} worker(s))`);
     console.log('  logs: npx pm2 logs   monitor: npx pm2 monit   reload: npx pm2 reload api   stop: npm stop');
+    console.log('  after a reboot: once `npx pm2 startup` is set up, `npm run save` records what runs now');
   } finally {
     pm2.disconnect();
   }

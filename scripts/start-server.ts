@@ -1,6 +1,8 @@
 // start-server (was start_server.bat): development in the foreground. The api runs from the
 // TypeScript sources with hot reload on 127.0.0.1:8000 under PM2 with the supervisor; every
 // line the apps print is streamed here; Ctrl+C stops and deletes the apps, and nothing restarts.
+// It never touches another run: production (or anything else) under the same PM2 daemon, or a
+// port in use, is refused with one line and nothing is stopped.
 //
 //   npm run dev          npx tsx scripts/start-server.ts
 import * as pm2 from '../src/supervisor/pm2';
@@ -9,10 +11,14 @@ import {
   appNames,
   assertPortFree,
   configFor,
+  describeApps,
   ECOSYSTEM_FILE,
   killDaemonIfIdle,
+  OperatorError,
   prepareDaemonEnvironment,
   removeApps,
+  ROOT,
+  runningApps,
   runScript,
   step,
   waitForHealth,
@@ -26,11 +32,23 @@ export async function startDevelopment(): Promise<void> {
   const names = appNames();
   prepareDaemonEnvironment();
   await pm2.connect();
-  // Left over from a run that did not end cleanly: start afresh.
-  await removeApps(names).catch(() => undefined);
   try {
+    // The apps share their names in every mode: removing "api" would remove production's api.
+    const others = (await runningApps(names)).filter((app) => app.mode !== 'development' || app.cwd !== ROOT);
+    if (others.length > 0) {
+      const production = others.some((app) => app.mode === 'production');
+      throw new OperatorError(
+        `${production ? 'resilient-api runs in production' : 'Another run of resilient-api is'} under this PM2 daemon ` +
+          `(${describeApps(others)}): development leaves it alone. Stop it first (npm stop), or give development ` +
+          'a PM2 daemon of its own (PM2_HOME=~/.pm2-dev npm run dev).',
+      );
+    }
+    // Left over from a development run of this checkout that did not end cleanly: start afresh.
+    await removeApps(names);
     await assertPortFree(config.host, config.port);
   } catch (error) {
+    // No daemon is left behind that this run started for nothing; one that runs apps is kept.
+    await killDaemonIfIdle();
     pm2.disconnect();
     throw error;
   }

@@ -1,41 +1,31 @@
 // Entry of the `api` app: config → logger → lifecycle → database → schema → server → ready.
 import type http from 'node:http';
 import net from 'node:net';
-import { hashPassword, setHashConcurrency } from './auth/passwords';
+import { PasswordHasher } from './auth/passwords';
 import { TokenService } from './auth/tokens';
 import { type Config, ConfigError, databaseTarget, loadConfig } from './config';
 import { Database } from './db/database';
 import { migrationOptions } from './db/migrationOptions';
 import { SchemaKeeper } from './db/schema';
-import { UsernameTakenError, UserRepository } from './db/users';
+import { UserRepository } from './db/users';
+import { removeDemoUser, seedDemoUser } from './auth/demoUser';
 import { OverloadGuard } from './http/overload';
 import { createServer } from './http/server';
 import { closeConnectionsAfterResponses } from './http/respond';
 import { Lifecycle } from './lifecycle';
-import { configureLoggingFor, getLogger, logBadConfigurationSync, logFatalSync } from './logger';
+import { configureLoggingFor, getLogger, logFatalSync } from './logger';
+import { answerLivenessPings } from './liveness';
+import { exitForBadConfiguration } from './badConfiguration';
 import { startProcessMetrics } from './metrics/start';
 import { version } from './version';
-
-const DEMO_USER = { username: 'demo', password: 'demo-password' } as const;
+import { messageOf } from './util/errors';
 
 function readConfig(): Config {
   try {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    logBadConfigurationSync('config', error);
-    process.exitCode = 78; // EX_CONFIG
-    throw error;
-  }
-}
-
-async function seedDemoUser(users: UserRepository): Promise<void> {
-  if (await users.exists(DEMO_USER.username)) return;
-  try {
-    await users.create({ username: DEMO_USER.username, email: null, passwordHash: await hashPassword(DEMO_USER.password) });
-    getLogger('app').info(`Development seed: created user "${DEMO_USER.username}"`);
-  } catch (error) {
-    if (!(error instanceof UsernameTakenError)) throw error;
+    return exitForBadConfiguration('config', error);
   }
 }
 
@@ -57,9 +47,10 @@ function drainHttp(httpServer: http.Server): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // First: a worker busy starting (migrating under a lock) must not look stuck to the supervisor.
+  answerLivenessPings();
   const config = readConfig();
   configureLoggingFor(config);
-  setHashConcurrency(config.passwordHashConcurrency);
   const log = getLogger('app');
   const lifecycle = new Lifecycle(getLogger('lifecycle'), config.http.shutdownTimeoutMs);
   lifecycle.install();
@@ -67,16 +58,29 @@ async function main(): Promise<void> {
     `Starting resilient-api ${version} (${config.mode}, pid ${process.pid}, node ${process.version}) ` +
       `with database ${databaseTarget(config.db)}`,
   );
+  log.info(`JWT secret from ${config.jwt.source}`);
 
   try {
     const db = new Database(config.db, getLogger('database'));
     const users = new UserRepository(db);
+    // Its threads start at the first hash: a worker that never sees a login starts none.
+    const passwords = new PasswordHasher({
+      concurrency: config.passwordHashConcurrency,
+      queueLimit: config.passwordHashQueueLimit,
+    });
     const schema = new SchemaKeeper(
       config.db,
       getLogger('migrations'),
       async () => {
         db.schemaReady = true;
-        if (config.seedDemoUser) await seedDemoUser(users);
+        // Neither step may stop start-up: a database hiccup here is retried at the next start.
+        try {
+          if (config.seedDemoUser) await seedDemoUser(users, passwords, getLogger('app'));
+          // Production never keeps the development user with its published password.
+          if (config.mode === 'production') await removeDemoUser(users, passwords, getLogger('app'), config.db.database);
+        } catch (error) {
+          getLogger('app').warn(`Could not check the development demo user (${messageOf(error)}); will check at the next start`);
+        }
       },
       migrationOptions(config, getLogger('backup')),
     );
@@ -99,6 +103,7 @@ async function main(): Promise<void> {
       config,
       db,
       users,
+      passwords,
       tokens: new TokenService(config.jwt),
       lifecycle,
       version,
@@ -132,7 +137,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError) return; // already reported; exitCode is set
+  if (error instanceof ConfigError) return; // already reported; exiting with 78
   logFatalSync('app', 'Start-up failed', error);
   process.exitCode = 1;
 });

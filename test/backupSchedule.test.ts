@@ -1,6 +1,7 @@
 // The scheduled backup app of ecosystem.config.js, started as an operator would (`pm2 start
-// ecosystem.config.js --only backup`) under a PM2 daemon of its own: the launch at `pm2 start`
-// only registers the schedule, and each cron tick then writes a backup and exits 0, not restarted.
+// ecosystem.config.js --only backup`) under a PM2 daemon of its own: a launch outside the
+// schedule (pm2 start, a reload at a deploy) only registers the schedule, and each cron tick
+// writes a backup and exits 0, not restarted.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
@@ -12,9 +13,21 @@ import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { ROOT, tempDir } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 
-// Every 5 seconds (croner reads a leading seconds field); the ecosystem file reads BACKUP_CRON.
-const TICK_MS = 5000;
-const SCHEDULE = '*/5 * * * * *';
+// Every 15 seconds (croner reads a leading seconds field); the ecosystem file reads BACKUP_CRON.
+// A launch up to half that interval after a scheduled time is its tick (src/backup/schedule.ts).
+const TICK_MS = 15_000;
+const SCHEDULE = '*/15 * * * * *';
+/** Where in the interval the test launches the app itself: well past a tick's window, well before the next. */
+const OFF_TICK_MS = 9000;
+
+/** Sleeps until OFF_TICK_MS into the current (or next) interval. */
+const untilOffTick = (): Promise<void> => sleep((OFF_TICK_MS - (Date.now() % TICK_MS) + TICK_MS) % TICK_MS);
+
+/** Milliseconds from the scheduled time before a backup's UTC stamp to the stamp. */
+function offsetInInterval(stamp: string): number {
+  const iso = stamp.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z');
+  return new Date(iso).getTime() % TICK_MS;
+}
 
 let sandbox: Pm2Sandbox | undefined;
 let db: TestDatabase | undefined;
@@ -24,7 +37,7 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-test('the backup app registers its schedule at pm2 start, then backs up at each tick and exits 0', async (t) => {
+test('the backup app backs up at each tick and exits 0, and never at pm2 start or a reload', async (t) => {
   db = await createTestDatabase('ra_sched');
   await migrate(databaseConfig(db.name), getLogger('test'));
   await db.query("INSERT INTO users (username, password_hash) VALUES ('scheduled', 'x')");
@@ -33,18 +46,17 @@ test('the backup app registers its schedule at pm2 start, then backs up at each 
   const pm2 = sandbox;
   const backupApp = async () => (await pm2.list()).find((proc) => proc.name === 'backup');
 
+  const launchesOutsideSchedule = (): number => pm2.backendLog().split('launched outside it').length - 1;
+
   await pm2.pm2('ping'); // the daemon first: its start-up must not eat into the time before a tick
-  // A tick restarts whatever runs. Started just before one, the launch would be cut short before
-  // it logs (and its successor, finding an exit code, takes a backup): start just after one.
-  await sleep(TICK_MS - (Date.now() % TICK_MS) + 100);
+  await untilOffTick();
   const firstTick = Math.ceil(Date.now() / TICK_MS) * TICK_MS;
   await pm2.pm2('start', path.join(ROOT, 'ecosystem.config.js'), '--only', 'backup', '--env', 'production');
 
-  await waitFor('the launch at pm2 start', () => pm2.backendLog().includes('Backup schedule registered with PM2'), 15_000).catch(
-    (error: unknown) => {
-      throw new Error(`${String(error)}\nbackend.log:\n${pm2.backendLog()}`);
-    },
-  );
+  await waitFor('the launch at pm2 start', () => launchesOutsideSchedule() === 1, 15_000).catch((error: unknown) => {
+    throw new Error(`${String(error)}\nbackend.log:\n${pm2.backendLog()}`);
+  });
+  t.regex(pm2.backendLog(), /Backup schedule registered with PM2 \(\*\/15 \* \* \* \* \*\); launched outside it .*: no backup now, the next at /);
   const files = await waitFor(
     'two scheduled backups',
     () => {
@@ -60,6 +72,19 @@ test('the backup app registers its schedule at pm2 start, then backs up at each 
   const stamps = files.map((name) => parseBackupName(db!.name, name)?.stamp ?? `not a backup name: ${name}`);
   t.true(stamps.every((stamp) => stamp >= utcStamp(new Date(firstTick))), `${files.join(', ')}; first tick ${utcStamp(new Date(firstTick))}`);
   t.regex(pm2.backendLog(), / - backup - INFO - Backup written: /);
+
+  // A deploy reloads the ecosystem, which relaunches the app outside its schedule: no backup.
+  await untilOffTick();
+  await pm2.pm2('reload', path.join(ROOT, 'ecosystem.config.js'), '--only', 'backup', '--env', 'production');
+  await waitFor('the launch at the reload', () => launchesOutsideSchedule() === 2, 15_000);
+  await waitFor('the backup of the next tick', () => /Backup written: [\s\S]*Backup written: [\s\S]*launched outside it[\s\S]*Backup written: /.test(pm2.backendLog()), 30_000, 200);
+  const all = readdirSync(backupDir).filter((name) => !name.startsWith('.'));
+  t.is(all.length, 2, `BACKUP_KEEP=2 scheduled backups: ${all.join(', ')}`);
+  // Every backup started right after a tick, none at the launches 9 s into an interval.
+  for (const name of all) {
+    const stamp = parseBackupName(db.name, name)?.stamp ?? '';
+    t.true(offsetInInterval(stamp) < OFF_TICK_MS - 1000, `${name} was stamped ${offsetInInterval(stamp)} ms after a tick`);
+  }
 
   const described = await backupApp();
   t.is(described?.pm2_env['cron_restart'], SCHEDULE, 'the schedule comes from BACKUP_CRON');

@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import type { DatabaseConfig } from '../src/config';
+import { type DatabaseConfig, FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/config';
 import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
 import { migrations } from '../src/db/migrations';
 import { failingMigration } from '../src/db/migrations/faults';
@@ -120,7 +120,12 @@ test('npm run migrate in production backs up before applying, and --status lists
   t.is(fresh.code, 0, fresh.stderr);
   t.throws(() => readdirSync(dir), undefined, 'an empty database is not backed up');
 
-  const drill = { ...env, FAULT_INJECTION: '1', FAULT_FAILING_MIGRATION: '1' };
+  const drill = {
+    ...env,
+    FAULT_INJECTION: '1',
+    FAULT_INJECTION_IN_PRODUCTION: FAULT_INJECTION_PRODUCTION_OPT_IN,
+    FAULT_FAILING_MIGRATION: '1',
+  };
   const status = await runScript('migrate', ['--status'], { env: drill });
   t.true(
     status.stdout.includes(
@@ -135,5 +140,6 @@ test('npm run migrate in production backs up before applying, and --status lists
   t.regex(failed.stderr, /^Migration 900-fault-injected-failure failed: Duplicate column name/m);
   const backups = readdirSync(dir);
   t.is(backups.length, 1, 'the backup was taken before the migration ran');
-  t.regex(backups[0] ?? '', new RegExp(`^${db.name}-\\d{8}T\\d{6}Z\\.sql\\.gz$`));
+  // Named apart from the scheduled backups (README, "Backups").
+  t.regex(backups[0] ?? '', new RegExp(`^${db.name}-\\d{8}T\\d{6}Z-predeploy\\.sql\\.gz$`));
 });

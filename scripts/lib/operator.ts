@@ -1,11 +1,10 @@
 // What the start and stop scripts share: the ecosystem, the PM2 connection, and the checks that
 // turn a failure into one clear message and a non-zero exit.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Config, ConfigError, loadConfig, persistentSecret } from '../../src/config';
+import { type Config, ConfigError, loadConfig } from '../../src/config';
 import * as pm2 from '../../src/supervisor/pm2';
 import { type HealthAnswer, probeHealth } from '../../src/util/healthProbe';
 import { NamedError } from '../../src/util/errors';
@@ -18,16 +17,24 @@ export class OperatorError extends NamedError {}
 
 /**
  * Fixes the mode for this process (config.ts and ecosystem.config.js, which PM2's API loads
- * here, both read NODE_ENV) and reads the configuration; a bad one is an OperatorError.
+ * here, both read NODE_ENV) and reads the configuration; a bad one is an OperatorError. Works
+ * from the project root, as the PM2 apps do (their cwd), so relative paths (LOG_DIR, BACKUP_DIR,
+ * the generated .jwt-secret) name the same files here and there.
  */
 export function configFor(mode: 'development' | 'production'): Config {
+  process.chdir(ROOT);
   process.env['NODE_ENV'] = mode;
+  let config: Config;
   try {
-    return loadConfig();
+    config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) throw new OperatorError(error.message);
     throw error;
   }
+  if (mode === 'production' && config.jwt.source.endsWith('(generated now)')) {
+    step('No JWT_SECRET or JWT_SECRET_FILE set: generated a secret into .jwt-secret (mode 0600); every process reads it from there');
+  }
+  return config;
 }
 
 /** The names of the apps the ecosystem declares (the same in every mode). */
@@ -69,24 +76,44 @@ export function build(): void {
   if (result.status !== 0) throw new OperatorError('Build failed: fix the TypeScript errors above and try again.');
 }
 
-/**
- * Production requires a JWT_SECRET of its own. When the operator gave none, one is generated
- * once and kept in .jwt-secret (mode 0600, git-ignored), so tokens survive restarts.
- */
-export function ensureJwtSecret(): void {
-  if (process.env['JWT_SECRET']) return;
-  const file = path.join(ROOT, '.jwt-secret');
-  const existed = existsSync(file);
-  process.env['JWT_SECRET'] = persistentSecret(file);
-  if (!existed) step('No JWT_SECRET set: generated one in .jwt-secret (set JWT_SECRET to use your own)');
+/** One of the project's apps as the connected daemon runs it, and in which mode. */
+export interface RunningApp {
+  readonly name: string;
+  /** NODE_ENV of its environment: `production`, `development`, `test`, or `unknown`. */
+  readonly mode: string;
+  /** Its working directory: this checkout (ROOT) or another one. */
+  readonly cwd: string;
+}
+
+/** The processes of the connected daemon that carry one of `names`, with their mode. */
+export async function runningApps(names: readonly string[]): Promise<RunningApp[]> {
+  return (await pm2.list()).flatMap((proc) => {
+    if (!proc.name || !names.includes(proc.name)) return [];
+    // PM2 keeps an app's environment both in pm2_env.env and flattened into pm2_env; its types list neither.
+    const env = proc.pm2_env as { env?: Record<string, unknown>; NODE_ENV?: unknown; pm_cwd?: string } | undefined;
+    const mode = env?.env?.['NODE_ENV'] ?? env?.NODE_ENV;
+    return [{ name: proc.name, mode: typeof mode === 'string' && mode !== '' ? mode : 'unknown', cwd: env?.pm_cwd ?? '' }];
+  });
+}
+
+/** `api (production), backup (production)`: each name once, for a message. */
+export function describeApps(apps: readonly RunningApp[]): string {
+  return [...new Set(apps.map((app) => `${app.name} (${app.mode}${app.cwd === ROOT ? '' : `, in ${app.cwd}`})`))].join(', ');
 }
 
 /**
- * The environment a PM2 daemon started from here hands to every worker at exec time, the only
- * moment glibc reads it: allocations of 128 KiB and more (each scrypt takes 16 MiB) are mapped
- * and unmapped on their own instead of staying in malloc's arenas for good.
+ * The environment of every PM2 daemon started from here (npm start, npm run dev, the tests).
+ * MALLOC_MMAP_THRESHOLD_: handed to every worker at exec time, the only moment glibc reads it:
+ * allocations of 128 KiB and more (each hash buffer) are mapped and unmapped on their own
+ * instead of staying in malloc's arenas for good. NODE_CLUSTER_SCHED_POLICY=none: read once by
+ * the daemon, Node's cluster primary: each worker accepts its connections from the shared socket
+ * itself, so a worker that dies strands none (under the default round-robin the daemon accepts
+ * and hands each connection over IPC, and one handed to a dying worker is never answered).
  */
-export const DAEMON_ENVIRONMENT: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
+export const DAEMON_ENVIRONMENT: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: '131072',
+  NODE_CLUSTER_SCHED_POLICY: 'none',
+};
 
 export function prepareDaemonEnvironment(): void {
   for (const [name, value] of Object.entries(DAEMON_ENVIRONMENT)) process.env[name] ??= value;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { DatabaseConfig } from '../config';
-import { backupFileName, DumpRejectedError, inspectDumpFile, partialName } from './dumpFile';
+import { type BackupKind, backupFileName, DumpRejectedError, inspectDumpFile, partialName } from './dumpFile';
 import { pruneBackups } from './retention';
 import { runClientTool } from './toolProcess';
 import { findTool } from './clientTools';
@@ -37,7 +37,12 @@ export class BackupError extends NamedError {}
 export interface BackupOptions {
   readonly db: DatabaseConfig;
   readonly dir: string;
+  /** Scheduled backups kept (BACKUP_KEEP). */
   readonly keep: number;
+  /** Deploy backups kept, apart from the scheduled ones (BACKUP_KEEP_PREDEPLOY). */
+  readonly keepPredeploy: number;
+  /** A deploy backup (before migrating) is named and kept apart; default: scheduled. */
+  readonly kind?: BackupKind;
   readonly timeoutMs: number;
   /** Aborting kills the dump and removes the partial file (SIGINT/SIGTERM of the job). */
   readonly signal?: AbortSignal;
@@ -66,13 +71,13 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
     // dump): the check a restore makes, so what we publish restores.
     uncompressedBytes = (await inspectDumpFile(partial).catch(notUsable)).uncompressedBytes;
     await syncFile(partial);
-    file = await publish(partial, dir, db.database, started);
+    file = await publish(partial, dir, db.database, started, options.kind ?? 'scheduled');
     await syncFile(dir);
   } finally {
     await rm(partial, { force: true });
   }
   const { size } = await stat(file);
-  const removed = await pruneBackups(dir, db.database, options.keep);
+  const removed = await pruneBackups(dir, db.database, { scheduled: options.keep, predeploy: options.keepPredeploy });
   return { file, bytes: size, uncompressedBytes, durationMs: Date.now() - started.getTime(), removed };
 }
 
@@ -104,9 +109,9 @@ function notUsable(error: unknown): never {
  * Gives the partial file its final name without ever replacing a backup: link() fails when the
  * name exists (two backups in the same second), and the next sequence number is tried.
  */
-async function publish(partial: string, dir: string, database: string, started: Date): Promise<string> {
+async function publish(partial: string, dir: string, database: string, started: Date, kind: BackupKind): Promise<string> {
   for (let sequence = 1; ; sequence++) {
-    const file = path.join(dir, backupFileName(database, started, sequence));
+    const file = path.join(dir, backupFileName(database, started, sequence, kind));
     try {
       await link(partial, file);
       return file;

@@ -3,40 +3,57 @@
 // Resolves with the exit code; never rejects.
 import { AlertSender } from '../alerts';
 import { type Config, ConfigError, databaseTarget, type Env, loadConfig } from '../config';
-import { configureLoggingFor, getLogger, logBadConfigurationSync } from '../logger';
+import { EXIT_BAD_CONFIGURATION, reportBadConfiguration } from '../badConfiguration';
+import { configureLoggingFor, getLogger } from '../logger';
 import { createBackup } from './backup';
+import { type BackupKind } from './dumpFile';
+import { isScheduledLaunch, nextScheduledTime } from './schedule';
 import { messageOf } from '../util/errors';
 
-/** EX_CONFIG, as the api app uses for a bad configuration. */
-const EXIT_BAD_CONFIG = 78;
+/** ecosystem.config.js's default for BACKUP_CRON. */
+const DEFAULT_BACKUP_CRON = '30 1 * * *';
 
 /**
- * PM2 starts an app with cron_restart once at `pm2 start`, then at every scheduled time. Only
- * that first launch comes before any exit, and PM2 passes its record of the app (exit_code
- * included, once there is one) in the environment. So a deployment takes no unscheduled backup
- * unless BACKUP_ON_START asks for one.
+ * Which backup this run takes, if any. `npm run backup` (not under PM2): one now. Under PM2 the
+ * app is launched at each BACKUP_CRON time, and also at every `pm2 start`, reload or restart of
+ * the ecosystem (each deploy) and `pm2 resurrect`: only a launch at a scheduled time backs up, so
+ * deploys never push scheduled backups out. PM2 hands the app its schedule (cron_restart) and the
+ * launch time (pm_uptime) in the environment. BACKUP_ON_START=1: other launches back up too,
+ * named and kept as deploy backups.
  */
-function isFirstLaunchByPm2(env: Env): boolean {
-  return env['pm_id'] !== undefined && env['exit_code'] === undefined;
+function backupKindOfLaunch(env: Env, onStart: boolean): { kind: BackupKind } | { skip: string } {
+  if (env['pm_id'] === undefined) return { kind: 'scheduled' };
+  const pattern = env['cron_restart'] || env['BACKUP_CRON'] || DEFAULT_BACKUP_CRON;
+  const launchedAt = Number(env['pm_uptime']) || Date.now() - Math.round(process.uptime() * 1000);
+  if (isScheduledLaunch(pattern, launchedAt)) return { kind: 'scheduled' };
+  if (onStart) return { kind: 'predeploy' };
+  const next = nextScheduledTime(pattern, new Date());
+  return {
+    skip:
+      `Backup schedule registered with PM2 (${pattern}); launched outside it (pm2 start, reload or resurrect): ` +
+      `no backup now, the next at ${next ? next.toISOString() : 'no further time'}`,
+  };
 }
 
-function readConfig(env: Env): Config | undefined {
+/** The configuration, or undefined once a bad one was reported (to backend.log and the supervisor). */
+async function readConfig(env: Env): Promise<Config | undefined> {
   try {
     return loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    logBadConfigurationSync('backup', error, env);
+    await reportBadConfiguration('backup', error, env);
     return undefined;
   }
 }
 
 export async function runBackupJob(env: Env = process.env): Promise<number> {
-  const config = readConfig(env);
-  if (!config) return EXIT_BAD_CONFIG;
+  const config = await readConfig(env);
+  if (!config) return EXIT_BAD_CONFIGURATION;
   configureLoggingFor(config, 'one-shot');
   const log = getLogger('backup');
-  if (isFirstLaunchByPm2(env) && !config.backup.onStart) {
-    log.info('Backup schedule registered with PM2; the first backup runs at the next scheduled time');
+  const launch = backupKindOfLaunch(env, config.backup.onStart);
+  if ('skip' in launch) {
+    log.info(launch.skip);
     return 0;
   }
 
@@ -48,7 +65,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
   process.once('SIGTERM', onSignal);
   log.info(`Backup of ${target} into ${config.backup.dir} started`);
   try {
-    const result = await createBackup({ ...config.backup, db: config.db, signal: stop.signal });
+    const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stop.signal });
     const line =
       `Backup written: ${result.file} (${result.bytes} bytes compressed, ${result.uncompressedBytes} bytes of SQL, ` +
       `${result.durationMs} ms)` +

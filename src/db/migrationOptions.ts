@@ -19,7 +19,8 @@ export function migrationOptions(config: Config, log: Logger): MigrateOptions {
             return;
           }
           log.info(`Backing up ${config.db.database} before applying ${pending.join(', ')}`);
-          const backup = await createBackup({ ...config.backup, db: config.db });
+          // Named apart (-predeploy) and kept apart: deploys never push the scheduled backups out.
+          const backup = await createBackup({ ...config.backup, db: config.db, kind: 'predeploy' });
           log.info(`Backup before migrating written: ${backup.file} (${backup.bytes} bytes)`);
         }
       : undefined,

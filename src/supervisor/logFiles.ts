@@ -1,23 +1,46 @@
-// The supervisor's work on backend.log: rotating it (it is the one process allowed to), and
-// reading its last error lines for a CRITICAL report.
-import { open, rename, stat } from 'node:fs/promises';
+// The supervisor's work on the log files: rotating them (it is the one process allowed to), and
+// reading backend.log's last error lines for a CRITICAL report.
+import { copyFile, open, rename, stat, truncate } from 'node:fs/promises';
+import { clientText } from '../util/clientText';
 
-/**
- * Renames file → file.1 → … → file.<keep> when it has grown past maxBytes; the writers notice
- * the new inode and reopen (logger.ts). Returns true when it rotated.
- */
-export async function rotateIfLarge(file: string, maxBytes: number, keep: number): Promise<boolean> {
-  let size: number;
+const isLarge = async (file: string, maxBytes: number): Promise<boolean> => {
   try {
-    size = (await stat(file)).size;
+    return (await stat(file)).size >= maxBytes;
   } catch {
     return false;
   }
-  if (size < maxBytes) return false;
+};
+
+/** file.1 → file.2 → … → file.<keep>: room for a new file.1 (the oldest is overwritten). */
+async function shiftBackups(file: string, keep: number): Promise<void> {
   for (let index = keep - 1; index >= 1; index--) {
     await rename(`${file}.${index}`, `${file}.${index + 1}`).catch(() => undefined);
   }
+}
+
+/**
+ * Renames file → file.1 → … → file.<keep> when it has grown past maxBytes. The writers keep
+ * writing the renamed file until they reopen: the caller asks PM2 to reload the logs (the
+ * one-shot commands notice the new inode themselves, logger.ts). Returns true when it rotated.
+ */
+export async function rotateIfLarge(file: string, maxBytes: number, keep: number): Promise<boolean> {
+  if (!(await isLarge(file, maxBytes))) return false;
+  await shiftBackups(file, keep);
   await rename(file, `${file}.1`);
+  return true;
+}
+
+/**
+ * For a file whose writer cannot be told to reopen it (PM2's own pm2.log, held open by the
+ * daemon with O_APPEND): copies it to file.1 (after shifting the older copies) and empties it,
+ * as pm2-logrotate does. A line the daemon writes between the copy and the truncation is lost;
+ * the daemon writes a few lines a minute. Returns true when it rotated.
+ */
+export async function copyTruncateIfLarge(file: string, maxBytes: number, keep: number): Promise<boolean> {
+  if (!(await isLarge(file, maxBytes))) return false;
+  await shiftBackups(file, keep);
+  await copyFile(file, `${file}.1`);
+  await truncate(file, 0);
   return true;
 }
 
@@ -43,7 +66,14 @@ export async function readTail(file: string, bytes: number): Promise<string> {
 export async function lastErrorLines(file: string, count: number): Promise<string[]> {
   return (await readTail(file, 64 * 1024))
     .split('\n')
-    .filter((line) => / - (ERROR|FATAL) - /.test(line))
+    .filter((line) => ERROR_LINE.test(line))
     .slice(-count)
-    .map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line));
+    .map((line) => clientText(line, 300));
 }
+
+/**
+ * A whole ERROR or FATAL line as logger.ts writes it, from its first character: text that
+ * merely contains " - ERROR - " (a stack line, or a line a client tried to forge inside a
+ * logged value) is never taken into an alert.
+ */
+const ERROR_LINE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - [\w.-]+ - (?:ERROR|FATAL) - /;

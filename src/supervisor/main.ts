@@ -1,17 +1,22 @@
 // Entry of the `supervisor` app: a PM2 app itself (so PM2 restarts it), connected to the PM2
 // daemon that runs it. It keeps supervisor.log, enforces the crash-loop limit, stops clean exits
-// from being restarted, alerts on crash loops and health transitions, and rotates backend.log.
+// from being restarted, stops and reports bad configurations (exit 78), kills api workers whose
+// event loop is stuck, reloads workers past the memory bound, alerts on crash loops and health
+// transitions, and rotates the logs.
+import os from 'node:os';
 import path from 'node:path';
 import { AlertSender } from '../alerts';
 import { Lifecycle } from '../lifecycle';
 import { configureLogging, getLogger } from '../logger';
 import { MetricsSocket } from '../metrics/cluster';
 import { loadSupervisorConfig, type SupervisorConfig } from './config';
+import { readDaemonPolicy, reportDaemonPolicy } from './daemonPolicy';
 import { HealthWatch } from './healthWatch';
-import { rotateIfLarge } from './logFiles';
+import { reopenRenamedLogs, startLogRotation } from './logRotation';
 import { createSupervisorRegistry, startCounting } from './metrics';
 import * as pm2 from './pm2';
 import { Supervisor } from './supervisor';
+import { WorkerChecks } from './workerChecks';
 
 function main(): void {
   const config = loadSupervisorConfig();
@@ -20,7 +25,8 @@ function main(): void {
     level: 'info',
     maxBytes: config.logMaxBytes,
     backups: config.logBackups,
-    // stdout too: the start scripts and `pm2 logs` show what the supervisor says.
+    // Under PM2 its lines go to stdout only, which PM2 writes to supervisor.log (ecosystem.config.js)
+    // and shows in `pm2 logs`; run alone, it writes supervisor.log and prints the lines too.
     console: true,
     fileName: 'supervisor.log',
     rotation: 'self',
@@ -28,6 +34,10 @@ function main(): void {
   });
   const log = getLogger('supervisor');
   for (const problem of config.problems) log.warn(`Ignoring a bad setting, using the default: ${problem}`);
+  if (config.probeProblems.length > 0) {
+    // Probing a guessed address could report on another service's health.
+    log.error(`Not probing /health (${config.probeProblems.join('; ')}); still supervising exits, stuck workers and memory`);
+  }
   const lifecycle = new Lifecycle(getLogger('supervisor'), 5000);
   lifecycle.install();
   run(config, lifecycle).catch((error: unknown) => {
@@ -41,10 +51,20 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   const alerts = new AlertSender(config.alertWebhookUrl, log, { timeoutMs: config.alertTimeoutMs });
   await pm2.connect();
   lifecycle.onShutdown('disconnect from PM2', async () => pm2.disconnect());
+  reportDaemonPolicy(readDaemonPolicy(process.env['PM2_HOME'] ?? path.join(os.homedir(), '.pm2')), log);
   const supervisor = new Supervisor(config, { stop: pm2.stop }, log, alerts);
-  supervisor.attach(await pm2.launchBus());
+  const bus = await pm2.launchBus();
+  supervisor.attach(bus);
+  const checks = new WorkerChecks(
+    config,
+    { list: pm2.list, sendData: pm2.sendData, reload: pm2.reload, kill: (pid) => process.kill(pid, 'SIGKILL') },
+    supervisor,
+    log,
+  );
+  checks.attach(bus);
   const running = await pm2.list();
   supervisor.describeRunning(running);
+  await supervisor.reconcile(running);
   startCounting(new Set(running.map((proc) => proc.name ?? '').filter((name) => name !== config.ownName && name !== '')));
   if (config.metricsSocketDir !== undefined) {
     const socket = new MetricsSocket(config.metricsSocketDir, config.ownName, createSupervisorRegistry(), log);
@@ -52,11 +72,37 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   }
   log.info(
     `Supervisor started (pid ${process.pid}): crash loop = more than ${config.maxRestarts} restarts of runs ` +
-      `under ${Math.round(config.stableWindowMs / 1000)} s; probing ${config.serviceUrl}/health every ${config.healthIntervalMs} ms; ` +
+      `under ${Math.round(config.stableWindowMs / 1000)} s; ` +
+      (config.serviceUrl === undefined ? 'not probing /health; ' : `probing ${config.serviceUrl}/health every ${config.healthIntervalMs} ms; `) +
+      `${config.apiName} workers killed after ${config.stuckWorkerTimeoutMs} ms without an answer; ` +
+      (config.apiMaxMemoryBytes > 0 ? `reloaded past ${config.apiMaxMemoryBytes / 1024 / 1024} MB RSS; ` : 'no memory bound; ') +
       `alerts ${alerts.configured ? 'to the webhook' : 'off (no ALERT_WEBHOOK_URL)'}`,
   );
+  checks.start();
+  lifecycle.onShutdown('stop the worker checks', async () => checks.stop());
 
-  const health = new HealthWatch(config.serviceUrl, config.healthIntervalMs, config.healthFailuresBeforeAlert);
+  if (config.serviceUrl !== undefined) watchHealth(config.serviceUrl, config, alerts, lifecycle);
+
+  await reopenRenamedLogs(config.logDir, pm2.reloadLogs, log).catch((error: unknown) => log.error('Could not reload the logs', error));
+  const stopRotation = startLogRotation(
+    {
+      logDir: config.logDir,
+      maxBytes: config.logMaxBytes,
+      backups: config.logBackups,
+      checkMs: config.logRotateCheckMs,
+      pm2Home: process.env['PM2_HOME'] ?? path.join(os.homedir(), '.pm2'),
+    },
+    pm2.reloadLogs,
+    log,
+  );
+  lifecycle.onShutdown('stop rotating the logs', async () => stopRotation());
+  lifecycle.markReady();
+}
+
+/** Alerts when the service's /health turns unhealthy, and when it recovers. */
+function watchHealth(serviceUrl: string, config: SupervisorConfig, alerts: AlertSender, lifecycle: Lifecycle): void {
+  const log = getLogger('supervisor');
+  const health = new HealthWatch(serviceUrl, config.healthIntervalMs, config.healthFailuresBeforeAlert);
   health.on('unhealthy', (reason) => {
     log.error(`Service unhealthy: ${reason}`);
     void alerts.send({ level: 'ERROR', app: 'api', event: 'health_unhealthy', message: `Service unhealthy: ${reason}` });
@@ -67,16 +113,6 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   });
   health.start();
   lifecycle.onShutdown('stop probing', async () => health.stop());
-
-  const backendLog = path.join(config.logDir, 'backend.log');
-  const rotation = setInterval(() => {
-    rotateIfLarge(backendLog, config.logMaxBytes, config.logBackups).then(
-      (rotated) => rotated && log.info(`Rotated backend.log (over ${config.logMaxBytes} bytes)`),
-      (error: unknown) => log.error('Could not rotate backend.log', error),
-    );
-  }, config.logRotateCheckMs);
-  rotation.unref();
-  lifecycle.markReady();
 }
 
 main();

@@ -10,11 +10,13 @@ export const processRestarts = new Counter<'app'>({
   registers: [],
 });
 
-type ExitReason = 'crash' | 'signal' | 'clean' | 'stopped' | 'completed';
+type ExitReason = 'crash' | 'signal' | 'stuck' | 'bad_configuration' | 'clean' | 'stopped' | 'completed';
 
 const processExits = new Counter<'app' | 'reason'>({
   name: 'process_exits_total',
-  help: 'Process exits by app and reason: crash (non-zero code), signal, clean (deliberate), stopped (by an operator or PM2), completed (one-shot job)',
+  help:
+    'Process exits by app and reason: crash (non-zero code), signal, stuck (killed by the supervisor for a stuck event loop), ' +
+    'bad_configuration (exit code 78), clean (deliberate), stopped (by an operator or PM2), completed (one-shot job)',
   labelNames: ['app', 'reason'],
   registers: [],
 });
@@ -31,17 +33,39 @@ export const crashLoops = new Counter<'app'>({
   registers: [],
 });
 
+export const badConfigurations = new Counter<'app'>({
+  name: 'process_bad_configurations_total',
+  help: 'Apps stopped by the supervisor because they exited with code 78 (bad configuration), by app',
+  labelNames: ['app'],
+  registers: [],
+});
+
+type ReloadReason = 'memory';
+
+const processReloads = new Counter<'app' | 'reason'>({
+  name: 'process_reloads_total',
+  help: 'Graceful reloads of one worker started by the supervisor, by app and reason: memory (RSS past API_MAX_MEMORY_MB)',
+  labelNames: ['app', 'reason'],
+  registers: [],
+});
+
+/** One reload of a worker started by the supervisor. */
+export function countReload(app: string, reason: ReloadReason): void {
+  processReloads.inc({ app, reason });
+}
+
 /** Series at 0 for the apps PM2 runs, so they exist (and rate() works) before the first event. */
 export function startCounting(apps: Iterable<string>): void {
   for (const app of apps) {
     processRestarts.inc({ app }, 0);
     crashLoops.inc({ app }, 0);
+    badConfigurations.inc({ app }, 0);
   }
 }
 
 /** No default process metrics here: those describe the api workers, and the sums would mix. */
 export function createSupervisorRegistry(): Registry {
   const registry = new Registry();
-  for (const counter of [processRestarts, processExits, crashLoops] as const) registry.registerMetric(counter);
+  for (const counter of [processRestarts, processExits, crashLoops, badConfigurations, processReloads] as const) registry.registerMetric(counter);
   return registry;
 }

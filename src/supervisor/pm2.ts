@@ -35,13 +35,23 @@ export const stop = (target: string | number): Promise<void> =>
   call((done) => pm2.stop(target, (error) => done(error ?? null)));
 export const remove = (target: string | number): Promise<void> =>
   call((done) => pm2.delete(target, (error) => done(error ?? null)));
+/** A graceful reload of one worker (cluster mode: its replacement is ready before it drains). */
+export const reload = (target: string | number): Promise<void> =>
+  call((done) => pm2.reload(target, (error) => done(error ?? null)));
+/** `{type:'process:msg', topic, data}` to one process, which receives it as an IPC message. */
+export const sendData = (pmId: number, topic: string, data: object): Promise<void> =>
+  call((done) =>
+    pm2.sendDataToProcessId(pmId, { id: pmId, type: 'process:msg', topic, data }, (error) => done(error ?? null)),
+  );
+/** `pm2 reloadLogs`: every app reopens its log files (after they were renamed by a rotation). */
+export const reloadLogs = (): Promise<void> => call((done) => pm2.reloadLogs((error) => done(error ?? null)));
 export const killDaemon = (): Promise<void> => call((done) => pm2.killDaemon((error) => done(error ?? null)));
 export const launchBus = (): Promise<Bus> =>
   call((done) => pm2.launchBus((error, bus) => done(error ?? null, bus as unknown as Bus)));
 
 type StartFromFile = (
   file: string,
-  options: { env: string },
+  options: { env: string; updateEnv?: boolean },
   cb: (error: Error | null, procs: Pm2Process[]) => void,
 ) => void;
 
@@ -54,8 +64,12 @@ export const startEcosystem = (file: string, envName: string): Promise<Pm2Proces
   call((done) => (pm2.start as unknown as StartFromFile)(file, { env: envName }, (e, procs) => done(e ?? null, procs)));
 
 /**
- * `pm2 reload <file> --env <envName>`: reloads the apps that run (cluster apps without downtime,
- * with the current environment) and starts those that do not.
+ * `pm2 reload <file> --env <envName> --update-env`: reloads the apps that run (cluster apps
+ * without downtime) and starts those that do not, with this process's environment. PM2 7 would
+ * still drop that environment on a reload from a file (it replaces each app's env with the file's
+ * env_<envName>): ecosystem.config.js therefore puts the environment it is loaded with there.
  */
 export const reloadEcosystem = (file: string, envName: string): Promise<Pm2Process[]> =>
-  call((done) => (pm2.reload as unknown as StartFromFile)(file, { env: envName }, (e, procs) => done(e ?? null, procs)));
+  call((done) =>
+    (pm2.reload as unknown as StartFromFile)(file, { env: envName, updateEnv: true }, (e, procs) => done(e ?? null, procs)),
+  );

@@ -5,16 +5,21 @@
 //   supervisor stops the worker during PM2's restart delay, which cancels the pending restart;
 // - a signal death (which PM2 records as code 0 too) is restarted like any crash;
 // - past CRASH_LOOP_MAX_RESTARTS consecutive runs shorter than CRASH_LOOP_WINDOW_MS the app is
-//   stopped for good, reported as CRITICAL and alerted.
+//   stopped for good, reported as CRITICAL and alerted;
+// - a worker that exits with code 78 (a bad configuration, which no restart heals) is stopped
+//   at once, and the app reported with one CRITICAL line naming the bad variables and an alert;
+// - a worker killed for a stuck event loop (workerChecks.ts) is logged as such and counts
+//   toward the crash loop.
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlertSender } from '../alerts';
+import { BAD_CONFIGURATION_MESSAGE_TYPE, EXIT_BAD_CONFIGURATION } from '../badConfiguration';
 import { CLEAN_EXIT_MESSAGE } from '../lifecycle';
 import type { Logger } from '../logger';
 import { CrashLoopDetector } from './crashLoop';
 import type { SupervisorConfig } from './config';
 import { lastErrorLines, readTail } from './logFiles';
-import { countExit, crashLoops, processRestarts } from './metrics';
+import { badConfigurations, countExit, crashLoops, processRestarts } from './metrics';
 import type { Bus, BusPacket, Pm2Process } from './pm2';
 
 /** What the supervisor needs from PM2, so tests can stand in for it. */
@@ -22,8 +27,14 @@ export interface Pm2Control {
   stop(target: string | number): Promise<void>;
 }
 
-/** A clean-exit message counts for the exit that follows within this time. */
+/** A clean-exit or bad-configuration message counts for the exit that follows within this time. */
 const CLEAN_EXIT_VALIDITY_MS = 30_000;
+
+/** The same bad configuration of an app within this time is the same incident: one CRITICAL line. */
+const BAD_CONFIG_REPORT_WINDOW_MS = 10 * 60 * 1000;
+
+/** Bound on the bad variables' text in a log line or an alert. */
+const MAX_PROBLEMS_CHARS = 2000;
 
 export class Supervisor {
   private readonly detector: CrashLoopDetector;
@@ -37,6 +48,20 @@ export class Supervisor {
   private readonly pids = new Map<string, number>();
   /** Runs whose exit was handled: PM2 reports some exits (reloaded workers) twice. */
   private readonly handledRuns = new Set<string>();
+  /** What each worker said was wrong with its configuration, by "app#worker", with the time. */
+  private readonly badConfigMessages = new Map<string, { problems: string[]; at: number }>();
+  /** Apps reported for a bad configuration: the problems and when; one CRITICAL line per bad start. */
+  private readonly badConfigReported = new Map<string, { problems: string; at: number }>();
+  /** Workers killed for a stuck event loop, by "app#worker": the pid and why. */
+  private readonly stuckKills = new Map<string, { pid: number; reason: string }>();
+  /** Workers stopped by us after an exit 78 (they have no process left, so no exit echoes it). */
+  private readonly badConfigStops = new Set<string>();
+  /** Workers whose exit 78 is being handled right now. */
+  private readonly badConfigInFlight = new Set<string>();
+  /** Workers reloaded by us for memory, by "app#worker", with the time: PM2's reload event is ours. */
+  private readonly memoryReloads = new Map<string, number>();
+  /** After the first look at PM2's list, stopped one-shot apps are old news. */
+  private reconciledOnce = false;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -54,6 +79,41 @@ export class Supervisor {
     bus.on(CLEAN_EXIT_MESSAGE.type, (packet) => {
       this.cleanExits.set(workerKey(packet.process.name, packet.process.pm_id), Date.now());
     });
+    bus.on(BAD_CONFIGURATION_MESSAGE_TYPE, (packet) => {
+      const problems = problemsOf(packet.data);
+      if (problems.length > 0) {
+        this.badConfigMessages.set(workerKey(packet.process.name, packet.process.pm_id), { problems, at: Date.now() });
+      }
+    });
+  }
+
+  /** workerChecks.ts killed this worker for a stuck event loop: its exit is not a mystery. */
+  noteStuckKill(app: string, worker: number, pid: number, reason: string): void {
+    this.stuckKills.set(workerKey(app, worker), { pid, reason });
+  }
+
+  /** workerChecks.ts reloads this worker for memory: the reload event that follows is not an operator's. */
+  noteMemoryReload(app: string, worker: number): void {
+    this.memoryReloads.set(workerKey(app, worker), Date.now());
+  }
+
+  /**
+   * PM2's view, every tick: an exit 78 the bus did not show us (the api failed before this
+   * supervisor connected, at `pm2 start`) is reported and stopped all the same. With
+   * stop_exit_codes PM2 never restarts it, but shows it `waiting restart`.
+   */
+  async reconcile(processes: readonly Pm2Process[]): Promise<void> {
+    for (const proc of processes) {
+      // @types/pm2 lacks these fields of pm2_env, and has no 'waiting restart' status.
+      const env = proc.pm2_env as { status?: string; exit_code?: number; autorestart?: boolean } | undefined;
+      const name = proc.name ?? '';
+      if (env?.exit_code !== EXIT_BAD_CONFIGURATION || name === this.config.ownName) continue;
+      // One-shot apps end `stopped` by themselves; an exit 78 of theirs is reported once per supervisor.
+      if (env.status === 'waiting restart' || (env.status === 'stopped' && env.autorestart === false && !this.reconciledOnce)) {
+        await this.stopForBadConfiguration(name, proc.pm_id ?? '?', 'list', env.autorestart === false);
+      }
+    }
+    this.reconciledOnce = true;
   }
 
   /** A watcher that connects late sees no `online` events: note what is already running. */
@@ -76,6 +136,7 @@ export class Supervisor {
         return;
       case 'online': {
         this.stoppingWorkers.delete(workerKey(proc.name, proc.pm_id));
+        this.badConfigStops.delete(workerKey(proc.name, proc.pm_id));
         const pid = await readPid(proc['pm_pid_path']);
         if (pid !== undefined) this.pids.set(workerKey(proc.name, proc.pm_id), pid);
         const shown = pid ?? '?';
@@ -95,6 +156,7 @@ export class Supervisor {
       case 'reload':
       case 'stop':
       case 'delete':
+        if (packet.event === 'reload' && this.isOurReload(proc.name, proc.pm_id)) return;
         // Operator actions: a fresh start clears the history of a crash loop.
         if (packet.event !== 'stop') {
           this.stoppedByUs.delete(proc.name);
@@ -127,6 +189,14 @@ export class Supervisor {
     this.pids.delete(key);
     const label = `${proc.name} worker ${proc.pm_id}${pid === undefined ? '' : ` (pid ${pid})`}`;
 
+    const stuck = this.stuckKills.get(key);
+    this.stuckKills.delete(key);
+
+    if (code === EXIT_BAD_CONFIGURATION && proc.name !== this.config.ownName) {
+      const oneShotJob = proc['autorestart'] === false || proc['autorestart'] === 'false';
+      await this.stopForBadConfiguration(proc.name, proc.pm_id, 'exit', oneShotJob);
+      return;
+    }
     // Stopped on purpose (by an operator, by PM2, or by us): not a crash.
     if (proc.status === 'stopping' || this.stoppedByUs.has(proc.name) || String(proc.pm_id).startsWith('_old_')) {
       this.log.info(`${label} exited with code ${code} after ${uptime} (stopped on purpose)`);
@@ -152,8 +222,13 @@ export class Supervisor {
       return;
     }
 
-    const cause = code !== 0 ? `code ${code}` : `signal ${await this.signalOf(proc.name, proc.pm_id)}`;
-    countExit(proc.name, code !== 0 ? 'crash' : 'signal');
+    const killedStuck = stuck !== undefined && (pid === undefined || stuck.pid === pid) && code === 0;
+    const cause = killedStuck
+      ? `SIGKILL from the supervisor (${stuck.reason})`
+      : code !== 0
+        ? `code ${code}`
+        : `signal ${await this.signalOf(proc.name, proc.pm_id)}`;
+    countExit(proc.name, killedStuck ? 'stuck' : code !== 0 ? 'crash' : 'signal');
     const verdict = this.detector.recordCrash(proc.name, proc.pm_id, uptimeMs);
     const restarts = proc.restart_time ?? 0;
     if (verdict.tripped) {
@@ -168,6 +243,90 @@ export class Supervisor {
     this.log.warn(
       `${label} exited with ${cause} after ${uptime} uptime; restarting (restart #${restarts + 1}, ${counted})`,
     );
+  }
+
+  /**
+   * A bad configuration: no restart can fix it, so the worker is stopped now (with
+   * stop_exit_codes PM2 does not restart it, but would show it `waiting restart` for ever), and
+   * the app is reported once, with the bad variables, as CRITICAL and as an alert.
+   */
+  private async stopForBadConfiguration(
+    app: string,
+    worker: number | string,
+    seenIn: 'exit' | 'list',
+    oneShot: boolean,
+  ): Promise<void> {
+    const key = workerKey(app, worker);
+    // The bus and PM2's list may both bring the same exit at once: handle it once.
+    if (this.badConfigInFlight.has(key)) return;
+    this.badConfigInFlight.add(key);
+    try {
+      await this.handleBadConfiguration(app, worker, key, seenIn, oneShot);
+    } finally {
+      this.badConfigInFlight.delete(key);
+    }
+  }
+
+  private async handleBadConfiguration(
+    app: string,
+    worker: number | string,
+    key: string,
+    seenIn: 'exit' | 'list',
+    oneShot: boolean,
+  ): Promise<void> {
+    const said = this.badConfigMessages.get(key);
+    this.badConfigMessages.delete(key);
+    if (seenIn === 'exit') countExit(app, 'bad_configuration');
+    const problems =
+      said !== undefined && Date.now() - said.at < CLEAN_EXIT_VALIDITY_MS
+        ? said.problems.join('; ')
+        : await this.lastConfigurationProblems();
+    const bounded = problems.length > MAX_PROBLEMS_CHARS ? `${problems.slice(0, MAX_PROBLEMS_CHARS)}…` : problems;
+    const now = Date.now();
+    const recent = (report: { problems: string; at: number } | undefined): boolean =>
+      report !== undefined && report.problems === bounded && now - report.at < BAD_CONFIG_REPORT_WINDOW_MS;
+    const alreadyReported = recent(this.badConfigReported.get(app));
+    const sameAs = [...this.badConfigReported].find(([other, report]) => other !== app && recent(report))?.[0];
+    if (!alreadyReported) this.badConfigReported.set(app, { problems: bounded, at: now });
+    // This worker is stopped, so PM2 shows `stopped` rather than `waiting restart` (a stop of a
+    // stopped worker changes nothing). Not the whole app: siblings still starting fail on their
+    // own a moment later (stopping them mid-start would make PM2 restart them), and siblings
+    // that serve with the configuration they started with keep serving.
+    this.badConfigStops.add(key);
+    await this.stopQuietly(worker, `${app} worker ${worker}`);
+    if (alreadyReported) {
+      // The other workers of one bad start, or the rest of an operator's rolling restart.
+      if (seenIn === 'exit') this.log.info(`${app} worker ${worker} exited with code ${EXIT_BAD_CONFIGURATION} (the same bad configuration, already reported)`);
+      return;
+    }
+    if (sameAs !== undefined) {
+      // One bad environment fails every app that reads it: one CRITICAL line is enough.
+      this.log.error(`${app} stopped: the same bad configuration as ${sameAs} (exit code ${EXIT_BAD_CONFIGURATION}): ${bounded}`);
+      return;
+    }
+    const message =
+      `${app} stopped: bad configuration (exit code ${EXIT_BAD_CONFIGURATION}, worker ${worker}); no restart can fix it: ` +
+      `${bounded}. ` +
+      (oneShot
+        ? 'Its scheduled runs fail the same way until the environment is fixed.'
+        : 'It stays stopped until the environment is fixed and an operator starts it again.');
+    this.log.fatal(message);
+    badConfigurations.inc({ app });
+    void this.alerts.send({
+      level: 'CRITICAL',
+      app,
+      event: 'bad_configuration',
+      message,
+      details: { worker, exitCode: EXIT_BAD_CONFIGURATION, problems: bounded },
+    });
+  }
+
+  /** When the process could not tell us: its FATAL line in backend.log says what was wrong. */
+  private async lastConfigurationProblems(): Promise<string> {
+    const tail = await readTail(path.join(this.config.logDir, 'backend.log'), 64 * 1024);
+    let found: string | undefined;
+    for (const match of tail.matchAll(/ - FATAL - Invalid configuration: (.*)$/gm)) found = match[1];
+    return found ?? 'the problems are not known (no "Invalid configuration" line in backend.log)';
   }
 
   private async declareCrashLoop(app: string, worker: number | string, restarts: number, detail: string): Promise<void> {
@@ -192,8 +351,17 @@ export class Supervisor {
     });
   }
 
+  /** PM2 announces a reload when it is done: a reload we started within the last minute. */
+  private isOurReload(app: string, worker: number | string): boolean {
+    const key = workerKey(app, worker);
+    const startedAt = this.memoryReloads.get(key);
+    this.memoryReloads.delete(key);
+    return startedAt !== undefined && Date.now() - startedAt < 60_000;
+  }
+
   private isOurStop(app: string, worker: number | string): boolean {
-    return this.stoppedByUs.has(app) || this.stoppingWorkers.has(workerKey(app, worker));
+    const key = workerKey(app, worker);
+    return this.stoppedByUs.has(app) || this.stoppingWorkers.has(key) || this.badConfigStops.delete(key);
   }
 
   private async stopQuietly(target: string | number, what: string): Promise<void> {
@@ -211,11 +379,25 @@ export class Supervisor {
     // PM2 writes the line just before it tells the bus; give the write a moment.
     await sleep(100);
     const tail = await readTail(path.join(home, 'pm2.log'), 32 * 1024);
-    const pattern = new RegExp(`App \\[${escape(app)}:${escape(String(worker))}\\] exited with code \\[0\\] via signal \\[(\\w+)\\]`, 'g');
+    const name = `${app}:${worker}`;
     let signal: string | undefined;
-    for (const match of tail.matchAll(pattern)) signal = match[1];
+    for (const match of tail.matchAll(PM2_SIGNAL_EXIT)) if (match[1] === name) signal = match[2];
     return signal ?? 'unknown (PM2 reports exit code 0)';
   }
+}
+
+/**
+ * PM2's line for a death by signal: `App [api:0] exited with code [0] via signal [SIGKILL]`. A
+ * constant pattern (the app is compared in code), and the name may not hold "[", so no run of
+ * the log is scanned from two starts.
+ */
+const PM2_SIGNAL_EXIT = /App \[([^[\]\n]*)\] exited with code \[0\] via signal \[(\w+)\]/g;
+
+/** The problems a bad-configuration message carries, as bounded strings. */
+function problemsOf(data: unknown): string[] {
+  const problems = (data as { problems?: unknown } | undefined)?.problems;
+  if (!Array.isArray(problems)) return [];
+  return problems.filter((item): item is string => typeof item === 'string').slice(0, 50).map((item) => item.slice(0, 500));
 }
 
 function workerKey(app: string, worker: number | string): string {
@@ -227,8 +409,4 @@ async function readPid(file: unknown): Promise<number | undefined> {
   if (typeof file !== 'string') return undefined;
   const pid = Number((await readTail(file, 32)).trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { request, type Reply, type RequestOptions } from './http';
 import { freePort } from './ports';
 import { DAEMON_ENVIRONMENT } from '../../scripts/lib/operator';
+import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../../src/config';
 import { ROOT } from './service';
 import { waitFor } from './wait';
 
@@ -66,6 +67,8 @@ export async function createPm2Sandbox(env: Record<string, string> = {}): Promis
     HEALTH_CHECK_INTERVAL_MS: '1000',
     // What `npm start` gives the daemon it starts.
     ...DAEMON_ENVIRONMENT,
+    // The sandboxes run the production ecosystem: fault injection there needs its deliberate opt-in.
+    ...(env['FAULT_INJECTION'] === '1' ? { FAULT_INJECTION_IN_PRODUCTION: FAULT_INJECTION_PRODUCTION_OPT_IN } : {}),
     ...env,
   };
   // The service speaks HTTPS when given a certificate (TLS_CERT_FILE/TLS_KEY_FILE).

@@ -73,7 +73,8 @@ async function expectStoppedAndReported(
 
   const critical = criticalLines(sandbox);
   t.is(critical.length, 1, sandbox.supervisorLog());
-  t.regex(critical[0] ?? '', new RegExp(`^CRITICAL .* - supervisor - (api|backup) stopped: bad configuration \\(exit code 78.*${variable}`));
+  // One line for every app the bad environment stopped (the backup job reads it too), api first.
+  t.regex(critical[0] ?? '', new RegExp(`^CRITICAL .* - supervisor - api(, backup)? stopped: bad configuration \\(exit code 78\\).*${variable}`));
   t.regex(sandbox.backendLog(), new RegExp(`FATAL - Invalid configuration: .*${variable}`));
 
   await waitFor('the alert', () => webhook.received.some((a) => a['event'] === 'bad_configuration'), 10_000);

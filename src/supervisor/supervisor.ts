@@ -32,6 +32,8 @@ const CLEAN_EXIT_VALIDITY_MS = 30_000;
 
 /** The same bad configuration of an app within this time is the same incident: one CRITICAL line. */
 const BAD_CONFIG_REPORT_WINDOW_MS = 10 * 60 * 1000;
+/** How long the apps that one bad environment fails are gathered into one report. */
+const BAD_CONFIG_GATHER_MS = 1500;
 
 /** Bound on the bad variables' text in a log line or an alert. */
 const MAX_PROBLEMS_CHARS = 2000;
@@ -56,6 +58,8 @@ export class Supervisor {
   private readonly stuckKills = new Map<string, { pid: number; reason: string }>();
   /** Workers stopped by us after an exit 78 (they have no process left, so no exit echoes it). */
   private readonly badConfigStops = new Set<string>();
+  /** Reports of a bad configuration being gathered (by its problems) before the one CRITICAL line. */
+  private readonly badConfigPending = new Map<string, { apps: Map<string, boolean> }>();
   /** Workers whose exit 78 is being handled right now. */
   private readonly badConfigInFlight = new Set<string>();
   /** Workers reloaded by us for memory, by "app#worker", with the time: PM2's reload event is ours. */
@@ -299,25 +303,45 @@ export class Supervisor {
       if (seenIn === 'exit') this.log.info(`${app} worker ${worker} exited with code ${EXIT_BAD_CONFIGURATION} (the same bad configuration, already reported)`);
       return;
     }
+    // One bad environment fails every app that reads it, within a moment of each other: they are
+    // gathered into one CRITICAL line and one alert.
+    const pending = this.badConfigPending.get(bounded);
+    if (pending) {
+      pending.apps.set(app, oneShot);
+      return;
+    }
     if (sameAs !== undefined) {
-      // One bad environment fails every app that reads it: one CRITICAL line is enough.
       this.log.error(`${app} stopped: the same bad configuration as ${sameAs} (exit code ${EXIT_BAD_CONFIGURATION}): ${bounded}`);
       return;
     }
+    const gathering = { apps: new Map<string, boolean>([[app, oneShot]]) };
+    this.badConfigPending.set(bounded, gathering);
+    setTimeout(() => {
+      this.badConfigPending.delete(bounded);
+      this.reportBadConfiguration(gathering.apps, bounded);
+    }, BAD_CONFIG_GATHER_MS).unref();
+  }
+
+  /** The one CRITICAL line and alert for the apps one bad configuration stopped; long-running apps first. */
+  private reportBadConfiguration(apps: ReadonlyMap<string, boolean>, problems: string): void {
+    const names = [...apps.keys()].sort((a, b) => Number(apps.get(a)) - Number(apps.get(b)));
+    const services = names.filter((name) => apps.get(name) === false);
+    const jobs = names.filter((name) => apps.get(name) === true);
+    const consequence = [
+      services.length > 0 ? `${services.join(', ')} ${services.length === 1 ? 'stays' : 'stay'} stopped until the environment is fixed and an operator starts ${services.length === 1 ? 'it' : 'them'} again` : '',
+      jobs.length > 0 ? `the scheduled runs of ${jobs.join(', ')} fail the same way until it is fixed` : '',
+    ].filter((part) => part !== '');
     const message =
-      `${app} stopped: bad configuration (exit code ${EXIT_BAD_CONFIGURATION}, worker ${worker}); no restart can fix it: ` +
-      `${bounded}. ` +
-      (oneShot
-        ? 'Its scheduled runs fail the same way until the environment is fixed.'
-        : 'It stays stopped until the environment is fixed and an operator starts it again.');
+      `${names.join(', ')} stopped: bad configuration (exit code ${EXIT_BAD_CONFIGURATION}); no restart can fix it: ` +
+      `${problems}. ${consequence.join('; ')}.`;
     this.log.fatal(message);
-    badConfigurations.inc({ app });
+    for (const name of names) badConfigurations.inc({ app: name });
     void this.alerts.send({
       level: 'CRITICAL',
-      app,
+      app: names[0] ?? 'unknown',
       event: 'bad_configuration',
       message,
-      details: { worker, exitCode: EXIT_BAD_CONFIGURATION, problems: bounded },
+      details: { apps: names, exitCode: EXIT_BAD_CONFIGURATION, problems },
     });
   }
 

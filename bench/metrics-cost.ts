@@ -36,7 +36,7 @@ async function main(): Promise<void> {
       }
     }
     const check = await withMetrics.request('/metrics');
-    const counted = /http_requests_total\{method="GET",route="\/health",status_code="200"\} (\d+)/.exec(check.text)?.[1];
+    const counted = /resilient_api_http_requests_total\{method="GET",route="\/health",status_code="200"\} (\d+)/.exec(check.text)?.[1];
     const on = median(runs.on.map((r) => r.rps));
     const off = median(runs.off.map((r) => r.rps));
     console.log('');

@@ -19,15 +19,15 @@ function time(label: string, observe: (method: string, route: string, status: st
   return ns;
 }
 
-const lazy = new LazyHistogram('http_request_duration_seconds', 'time', ['method', 'route', 'status_code']);
+const lazy = new LazyHistogram('resilient_api_http_request_duration_seconds', 'time', ['method', 'route', 'status_code']);
 const lazyNs = time('lazy histogram (this service)', (method, route, status, seconds) =>
   lazy.observe([method, route, status], seconds),
 );
 
 const registry = new Registry();
 const labelNames = ['method', 'route', 'status_code'] as const;
-const counter = new Counter({ name: 'http_requests_total', help: 'requests', labelNames, registers: [registry] });
-const histogram = new Histogram({ name: 'http_request_duration_seconds', help: 'time', labelNames, registers: [registry] });
+const counter = new Counter({ name: 'resilient_api_http_requests_total', help: 'requests', labelNames, registers: [registry] });
+const histogram = new Histogram({ name: 'resilient_api_http_request_duration_seconds', help: 'time', labelNames, registers: [registry] });
 const promNs = time('prom-client Counter.inc + Histogram.observe', (method, route, status, seconds) => {
   const labels = { method, route, status_code: status };
   counter.inc(labels);

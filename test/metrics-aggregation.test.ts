@@ -14,25 +14,25 @@ import { tempDir } from './helpers/service';
 
 function processRegistry(worker: string, requests: number, seconds: number): Registry {
   const registry = new Registry();
-  const histogram = new LazyHistogram('http_request_duration_seconds', 'time', ['method', 'route', 'status_code']);
+  const histogram = new LazyHistogram('resilient_api_http_request_duration_seconds', 'time', ['method', 'route', 'status_code']);
   for (let i = 0; i < requests; i++) histogram.observe(['GET', '/health', '200'], seconds);
-  registerCustom(registry, histogram.asCounter('http_requests_total', 'requests'));
+  registerCustom(registry, histogram.asCounter('resilient_api_http_requests_total', 'requests'));
   registerCustom(registry, histogram.asHistogram());
-  new Counter({ name: 'db_retries_total', help: 'retries', labelNames: ['code'], registers: [registry] }).inc({ code: 'ECONNREFUSED' }, 2);
-  new Gauge({ name: 'db_up', help: 'up', labelNames: ['worker'], registers: [registry] }).set({ worker }, 1);
+  new Counter({ name: 'resilient_api_db_retries_total', help: 'retries', labelNames: ['code'], registers: [registry] }).inc({ code: 'ECONNREFUSED' }, 2);
+  new Gauge({ name: 'resilient_api_db_up', help: 'up', labelNames: ['worker'], registers: [registry] }).set({ worker }, 1);
   return registry;
 }
 
 test('the lazy histogram writes cumulative buckets, _sum, _count and its counter', async (t) => {
   const text = await processRegistry('0', 3, 0.2).metrics();
   const labels = 'method="GET",route="/health",status_code="200"';
-  t.is(sample(text, `http_requests_total{${labels}}`), 3);
-  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="0.1"}`), 0);
-  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="0.25"}`), 3);
-  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="+Inf"}`), 3);
-  t.regex(text, new RegExp(`http_request_duration_seconds_sum\\{${labels}\\} 0\\.6`));
-  t.regex(text, /# TYPE http_request_duration_seconds histogram/);
-  t.regex(text, /# TYPE http_requests_total counter/);
+  t.is(sample(text, `resilient_api_http_requests_total{${labels}}`), 3);
+  t.is(sample(text, `resilient_api_http_request_duration_seconds_bucket{${labels},le="0.1"}`), 0);
+  t.is(sample(text, `resilient_api_http_request_duration_seconds_bucket{${labels},le="0.25"}`), 3);
+  t.is(sample(text, `resilient_api_http_request_duration_seconds_bucket{${labels},le="+Inf"}`), 3);
+  t.regex(text, new RegExp(`resilient_api_http_request_duration_seconds_sum\\{${labels}\\} 0\\.6`));
+  t.regex(text, /# TYPE resilient_api_http_request_duration_seconds histogram/);
+  t.regex(text, /# TYPE resilient_api_http_requests_total counter/);
 });
 
 test('snapshots of several processes merge: counters and buckets add up, per-worker gauges stay apart', async (t) => {
@@ -42,13 +42,13 @@ test('snapshots of several processes merge: counters and buckets add up, per-wor
   };
   const text = await aggregate(view).metrics();
   const labels = 'method="GET",route="/health",status_code="200"';
-  t.is(sample(text, `http_requests_total{${labels}}`), 7, text);
-  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="0.25"}`), 3);
-  t.is(sample(text, `http_request_duration_seconds_bucket{${labels},le="2.5"}`), 7);
-  t.is(sample(text, 'db_retries_total{code="ECONNREFUSED"}'), 4);
-  t.is(sample(text, 'db_up{worker="0"}'), 1);
-  t.is(sample(text, 'db_up{worker="1"}'), 1);
-  t.is(sample(text, 'metrics_cluster_sources{state="ok"}'), 2);
+  t.is(sample(text, `resilient_api_http_requests_total{${labels}}`), 7, text);
+  t.is(sample(text, `resilient_api_http_request_duration_seconds_bucket{${labels},le="0.25"}`), 3);
+  t.is(sample(text, `resilient_api_http_request_duration_seconds_bucket{${labels},le="2.5"}`), 7);
+  t.is(sample(text, 'resilient_api_db_retries_total{code="ECONNREFUSED"}'), 4);
+  t.is(sample(text, 'resilient_api_db_up{worker="0"}'), 1);
+  t.is(sample(text, 'resilient_api_db_up{worker="1"}'), 1);
+  t.is(sample(text, 'resilient_api_metrics_cluster_sources{state="ok"}'), 2);
 });
 
 test('siblings are found in the folder: a live one answers, a dead one is removed, a silent one times out', async (t) => {
@@ -73,7 +73,7 @@ test('siblings are found in the folder: a live one answers, a dead one is remove
     t.true(elapsed < PEER_TIMEOUT_MS + 1500, `took ${elapsed} ms`);
     t.false(readdirSync(dir).includes('api-2-999999999.sock'), 'the dead process\'s socket is removed');
     const text = await aggregate(view).metrics();
-    t.is(sample(text, 'http_requests_total{method="GET",route="/health",status_code="200"}'), 6);
+    t.is(sample(text, 'resilient_api_http_requests_total{method="GET",route="/health",status_code="200"}'), 6);
   } finally {
     await live.close();
     for (const socket of held) socket.destroy();

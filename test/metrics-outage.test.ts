@@ -1,5 +1,5 @@
 // Database metrics while the database is in trouble: the pool gauges follow the connections,
-// retries and failures are counted by error code, and db_up follows the monitor. The outage is
+// retries and failures are counted by error code, and resilient_api_db_up follows the monitor. The outage is
 // a TCP proxy that cuts and refuses connections; the shared MariaDB itself is never touched.
 import test from 'ava';
 import { createTestDatabase, SHARED_DB, type TestDatabase } from './helpers/database';
@@ -33,7 +33,7 @@ test.after.always(async () => {
 
 const scrape = (): Promise<string> => scrapeMetrics(service);
 
-/** Sum of every sample of a metric whose line starts with `prefix` (e.g. all codes of db_retries_total). */
+/** Sum of every sample of a metric whose line starts with `prefix` (e.g. all codes of resilient_api_db_retries_total). */
 function total(text: string, prefix: string): number {
   return text
     .split('\n')
@@ -47,26 +47,26 @@ test.serial('pool gauges show connections in use and requests waiting for one', 
   const slow = Array.from({ length: 4 }, () => service.request('/__fault/slow-query?ms=1500', { timeoutMs: 10_000 }));
   const busy = await waitFor('a full pool with a queue', async () => {
     const text = await scrape();
-    return sample(text, 'db_pool_connections{state="in_use"}') === 2 && (sample(text, 'db_pool_waiting_requests') ?? 0) >= 2
+    return sample(text, 'resilient_api_db_pool_connections{state="in_use"}') === 2 && (sample(text, 'resilient_api_db_pool_waiting_requests') ?? 0) >= 2
       ? text
       : undefined;
   }, 5000, 50);
-  t.true((sample(busy, 'db_pool_waiting_requests') ?? 0) <= 3, 'the two slow statements, and at most the limiter\'s write');
-  t.is(sample(busy, 'db_pool_connections{state="idle"}'), 0);
+  t.true((sample(busy, 'resilient_api_db_pool_waiting_requests') ?? 0) <= 3, 'the two slow statements, and at most the limiter\'s write');
+  t.is(sample(busy, 'resilient_api_db_pool_connections{state="idle"}'), 0);
   t.true((await Promise.all(slow)).every((reply) => reply.status === 200));
   // The shared request limit writes its counts every 250 ms on the same pool: wait for a quiet moment.
   const idle = await waitFor('the pool idle again', async () => {
     const text = await scrape();
-    return sample(text, 'db_pool_connections{state="in_use"}') === 0 ? text : undefined;
+    return sample(text, 'resilient_api_db_pool_connections{state="in_use"}') === 0 ? text : undefined;
   }, 3000, 50);
-  t.is(sample(idle, 'db_pool_waiting_requests'), 0);
-  t.true((sample(idle, 'db_pool_connections{state="idle"}') ?? 0) >= 1);
+  t.is(sample(idle, 'resilient_api_db_pool_waiting_requests'), 0);
+  t.true((sample(idle, 'resilient_api_db_pool_connections{state="idle"}') ?? 0) >= 1);
 });
 
-test.serial('an outage: retries and failures counted by error code, pool emptied, db_up 0, then all back', async (t) => {
+test.serial('an outage: retries and failures counted by error code, pool emptied, resilient_api_db_up 0, then all back', async (t) => {
   const before = await scrape();
-  t.is(sample(before, 'db_up{worker="0"}'), 1);
-  const movedBefore = total(before, 'db_retries_total{') + total(before, 'db_failures_total{');
+  t.is(sample(before, 'resilient_api_db_up{worker="0"}'), 1);
+  const movedBefore = total(before, 'resilient_api_db_retries_total{') + total(before, 'resilient_api_db_failures_total{');
 
   // Every connection cut, every new one refused.
   proxy.mode = 'refuse';
@@ -78,16 +78,16 @@ test.serial('an outage: retries and failures counted by error code, pool emptied
   }
   t.true(replies.some((reply) => reply.status === 503), replies.map((r) => r.status).join());
 
-  const during = await waitFor('db_up to fall', async () => {
+  const during = await waitFor('resilient_api_db_up to fall', async () => {
     const text = await scrape();
-    return sample(text, 'db_up{worker="0"}') === 0 ? text : undefined;
+    return sample(text, 'resilient_api_db_up{worker="0"}') === 0 ? text : undefined;
   }, 3000, 50);
-  const moved = total(during, 'db_retries_total{') + total(during, 'db_failures_total{') - movedBefore;
+  const moved = total(during, 'resilient_api_db_retries_total{') + total(during, 'resilient_api_db_failures_total{') - movedBefore;
   t.true(moved >= 1, `retries and failures moved by ${moved}:\n${during.split('\n').filter((l) => /^db_(retries|failures)/.test(l)).join('\n')}`);
   t.regex(during, /^db_(retries|failures)_total\{code="(ECONNREFUSED|PROTOCOL_CONNECTION_LOST|ECONNRESET)"\} \d+$/m);
-  t.is(sample(during, 'db_pool_connections{state="idle"}'), 0, 'cut connections leave the pool');
+  t.is(sample(during, 'resilient_api_db_pool_connections{state="idle"}'), 0, 'cut connections leave the pool');
   t.true(
-    (sample(during, 'http_requests_total{method="POST",route="/api/login",status_code="503"}') ?? 0) >= 1,
+    (sample(during, 'resilient_api_http_requests_total{method="POST",route="/api/login",status_code="503"}') ?? 0) >= 1,
     'the 503s are counted under their route',
   );
 
@@ -97,7 +97,7 @@ test.serial('an outage: retries and failures counted by error code, pool emptied
   // The pool refills as it is used; the request limit's sync may hold a connection at any moment.
   const after = await waitFor('an idle pooled connection again', async () => {
     const text = await scrape();
-    return (sample(text, 'db_pool_connections{state="idle"}') ?? 0) >= 1 ? text : undefined;
+    return (sample(text, 'resilient_api_db_pool_connections{state="idle"}') ?? 0) >= 1 ? text : undefined;
   }, 3000, 50);
-  t.is(sample(after, 'db_up{worker="0"}'), 1);
+  t.is(sample(after, 'resilient_api_db_up{worker="0"}'), 1);
 });

@@ -39,14 +39,14 @@ function assertForbidden(t: import('ava').ExecutionContext, reply: Reply, what: 
   t.deepEqual(Object.keys(reply.body ?? {}).sort(), ['code', 'message', 'requestId'], what);
   t.is(reply.body.code, 'Forbidden', what);
   t.regex(reply.body.message, /METRICS_ALLOW/, what);
-  t.notRegex(reply.text, /http_requests_total|workers|pid/, `${what}: nothing of the metrics leaks`);
+  t.notRegex(reply.text, /resilient_api_http_requests_total|workers|pid/, `${what}: nothing of the metrics leaks`);
 }
 
 test.serial('loopback reads /metrics and /status/summary; a forwarded request from an untrusted loopback peer does not', async (t) => {
   const api = await service();
   const metrics = await api.request('/metrics');
   t.is(metrics.status, 200);
-  t.regex(metrics.text, /auth_login_attempts_total/);
+  t.regex(metrics.text, /resilient_api_login_attempts_total/);
   const summary = await api.request('/status/summary');
   t.is(summary.status, 200);
   t.is(summary.body.cluster.workers[0].pid, api.process.pid);
@@ -75,7 +75,7 @@ test.serial('METRICS_ALLOW that leaves loopback out refuses it; METRICS_TOKEN le
   }
   const withToken = await api.request('/metrics', { headers: { authorization: `Bearer ${TOKEN}` } });
   t.is(withToken.status, 200);
-  t.regex(withToken.text, /http_requests_total/);
+  t.regex(withToken.text, /resilient_api_http_requests_total/);
   // The token works from anywhere, forwarded included.
   const forwarded = await api.request('/status/summary', { headers: { authorization: `Bearer ${TOKEN}`, 'x-forwarded-for': '198.51.100.7' } });
   t.is(forwarded.status, 200);
@@ -160,14 +160,14 @@ test.serial('a flood of scrapes shares the gathering: a sibling is asked a bound
     // As under PM2: this process serves its own socket and gathers its siblings from the folder.
     const api = await service({ pm_id: '0', name: 'api', METRICS_SOCKET_DIR: dir });
     const first = await api.request('/metrics');
-    t.is(sample(first.text, 'metrics_cluster_sources{state="ok"}'), 2, 'the service and the sibling');
+    t.is(sample(first.text, 'resilient_api_metrics_cluster_sources{state="ok"}'), 2, 'the service and the sibling');
     const askedBefore = sibling.asked();
 
     // 50 scrapes at once while the sibling takes 600 ms to answer: they share one gathering (two
     // or three if the machine is slow to deliver them all within 600 ms; without sharing, 50).
     const replies = await Promise.all(Array.from({ length: 50 }, () => api.request('/metrics', { timeoutMs: 10_000 })));
     t.true(replies.every((reply) => reply.status === 200));
-    t.true(replies.every((reply) => sample(reply.text, 'metrics_cluster_sources{state="ok"}') === 2));
+    t.true(replies.every((reply) => sample(reply.text, 'resilient_api_metrics_cluster_sources{state="ok"}') === 2));
     const concurrentAsks = sibling.asked() - askedBefore;
     t.true(concurrentAsks >= 1 && concurrentAsks <= 3, `the sibling was asked ${concurrentAsks} times for 50 concurrent scrapes`);
 
@@ -185,10 +185,10 @@ test.serial('a flood of scrapes shares the gathering: a sibling is asked a bound
 
     // An ordinary scraper, once in a while, gets fresh numbers.
     await sleep(1100);
-    const before = sample((await api.request('/metrics')).text, 'http_requests_total{method="GET",route="/livez",status_code="200"}') ?? 0;
+    const before = sample((await api.request('/metrics')).text, 'resilient_api_http_requests_total{method="GET",route="/livez",status_code="200"}') ?? 0;
     t.is((await api.request('/livez')).status, 200);
     await sleep(1100);
-    const after = sample((await api.request('/metrics')).text, 'http_requests_total{method="GET",route="/livez",status_code="200"}') ?? 0;
+    const after = sample((await api.request('/metrics')).text, 'resilient_api_http_requests_total{method="GET",route="/livez",status_code="200"}') ?? 0;
     t.is(after, before + 1);
   } finally {
     await sibling.close();

@@ -41,9 +41,9 @@ test('an event-loop stall: requests that queued meanwhile get 503 with Retry-Aft
 
     await waitFor('the guard to let requests through again', async () => (await service.request('/api/me')).status === 401, 5000, 100);
     const metrics = (await service.request('/metrics')).text;
-    t.true((sample(metrics, 'api_overload_rejections_total{reason="event_loop_delay"}') ?? 0) >= 2, metrics);
-    t.true((sample(metrics, 'http_requests_total{method="GET",route="/api/me",status_code="503"}') ?? 0) >= 1, 'a shed request counts under its route');
-    t.is(sample(metrics, 'api_overloaded{worker="0"}'), 0);
+    t.true((sample(metrics, 'resilient_api_overload_rejections_total{reason="event_loop_delay"}') ?? 0) >= 2, metrics);
+    t.true((sample(metrics, 'resilient_api_http_requests_total{method="GET",route="/api/me",status_code="503"}') ?? 0) >= 1, 'a shed request counts under its route');
+    t.is(sample(metrics, 'resilient_api_overloaded{worker="0"}'), 0);
     await waitFor('the transitions in the log', () => /Overload over after/.test(service.log()));
     t.regex(service.log(), / - overload - WARN - Overloaded \(event loop delay \d+ ms, over 300 ms\): answering 503 to new requests/);
     t.regex(service.log(), / - overload - INFO - Overload over after [\d.]+ s; \d+ requests were answered 503 meanwhile/);
@@ -72,8 +72,8 @@ test('a heap over its limit: /api/status and /metrics show the overload, probes 
     }
     const metrics = await service.request('/metrics');
     t.is(metrics.status, 200);
-    t.is(sample(metrics.text, 'api_overloaded{worker="0"}'), 1);
-    t.true((sample(metrics.text, 'api_overload_rejections_total{reason="heap"}') ?? 0) >= 1);
+    t.is(sample(metrics.text, 'resilient_api_overloaded{worker="0"}'), 1);
+    t.true((sample(metrics.text, 'resilient_api_overload_rejections_total{reason="heap"}') ?? 0) >= 1);
     const register = await service.request('/api/register', { body: { username: 'shed', password: 'shed-password' } });
     t.is(register.status, 503);
     t.is((await db.query<Array<{ n: number }>>('SELECT COUNT(*) AS n FROM users'))[0]?.n, 0, 'a shed request did nothing');
@@ -99,7 +99,7 @@ test('a long queue for database connections sheds new requests until it drains',
     const replies = await Promise.all(slow);
     t.true(replies.every((r) => r.status === 200), 'requests already admitted are served');
     await waitFor('recovery', async () => (await service.request('/api/me')).status === 401, 3000, 50);
-    t.true((sample((await service.request('/metrics')).text, 'api_overload_rejections_total{reason="db_pool_queue"}') ?? 0) >= 1);
+    t.true((sample((await service.request('/metrics')).text, 'resilient_api_overload_rejections_total{reason="db_pool_queue"}') ?? 0) >= 1);
   } finally {
     await service.stop();
   }

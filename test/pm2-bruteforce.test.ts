@@ -114,7 +114,7 @@ test.serial('the supervisor probes /health over HTTPS and finds it healthy', asy
   const log = sandbox.supervisorLog();
   t.regex(log, /probing https:\/\/127\.0\.0\.1:\d+\/health/);
   // The line above is printed before any probe: the count of 200s shows the probes themselves.
-  const healthOk = 'http_requests_total{method="GET",route="/health",status_code="200"}';
+  const healthOk = 'resilient_api_http_requests_total{method="GET",route="/health",status_code="200"}';
   const before = sample(await scrapeMetrics(sandbox), healthOk) ?? 0;
   await sleep(2500); // HEALTH_CHECK_INTERVAL_MS=1000 in the sandbox; nothing else asks meanwhile
   const after = sample(await scrapeMetrics(sandbox), healthOk) ?? 0;

@@ -105,7 +105,7 @@ test.serial('a worker past API_MAX_MEMORY_MB is reloaded without a failed reques
   t.notRegex(sandbox.supervisorLog(), /reload requested by an operator/, 'the supervisor knows its own reloads');
 
   const metrics = await sandbox.request('/metrics', { timeoutMs: 5000 });
-  if (metrics.status === 200) t.regex(metrics.text, /process_reloads_total\{app="api",reason="memory"\} 2/);
+  if (metrics.status === 200) t.regex(metrics.text, /resilient_api_reloads_total\{app="api",reason="memory"\} 2/);
   else t.log(`/metrics answered ${metrics.status}; the reload counter not checked`);
   t.log(sandbox.supervisorLog());
 });

@@ -91,7 +91,7 @@ test.serial('a worker with a blocked event loop is killed and restarted; the oth
   t.notRegex(sandbox.supervisorLog(), /exited with signal SIGKILL/, 'the kill is not a mystery signal');
 
   const metrics = await sandbox.request('/metrics', { timeoutMs: 5000 });
-  if (metrics.status === 200) t.regex(metrics.text, /process_exits_total\{app="api",reason="stuck"\} 1/);
+  if (metrics.status === 200) t.regex(metrics.text, /resilient_api_exits_total\{app="api",reason="stuck"\} 1/);
   else t.log(`/metrics answered ${metrics.status}; the stuck-exit counter not checked`);
   t.log(sandbox.supervisorLog());
   t.log(await sandbox.pm2('ls'));

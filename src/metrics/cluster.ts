@@ -146,7 +146,7 @@ export async function gatherCluster(dir: string, own: Snapshot, ownSocket: strin
 /** The metrics of every snapshot merged as one registry, plus how complete the merge is. */
 export function aggregate(view: ClusterView): Registry {
   const merged = AggregatorRegistry.aggregate<PrometheusContentType>(view.snapshots.map((snapshot) => snapshot.metrics));
-  const name = 'metrics_cluster_sources';
+  const name = 'resilient_api_metrics_cluster_sources';
   const help = 'Processes in this scrape (ok, this worker included) and those left out (timeout, gone, error)';
   registerCustom(merged, {
     name,

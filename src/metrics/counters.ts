@@ -10,14 +10,14 @@ export const UNMATCHED_ROUTE = 'unmatched';
 
 /** Requests: counted and timed on the hot path without prom-client (see lazyHistogram.ts). */
 export const httpRequests = new LazyHistogram(
-  'http_request_duration_seconds',
+  'resilient_api_http_request_duration_seconds',
   'Time from the arrival of a request to its answer, by method, route template and status',
   ['method', 'route', 'status_code'],
 );
 
 /** Every statement on a pooled connection, including transaction control. */
 export const dbQueries = new LazyHistogram(
-  'db_query_duration_seconds',
+  'resilient_api_db_query_duration_seconds',
   'Time of one database statement on a pooled connection, by result (ok or error)',
   ['result'],
 );
@@ -36,14 +36,14 @@ function eventCounter<L extends string>(name: string, help: string, label: L, kn
 }
 
 export const loginAttempts = eventCounter(
-  'auth_login_attempts_total',
+  'resilient_api_login_attempts_total',
   'Login attempts that reached a verdict, by result: success, wrong_password, unknown_user, throttled',
   'result',
   ['success', 'wrong_password', 'unknown_user', 'throttled'],
 );
 
 export const registrations = eventCounter(
-  'auth_registrations_total',
+  'resilient_api_registrations_total',
   'Registrations by result: created, taken (name already in use)',
   'result',
   ['created', 'taken'],
@@ -55,20 +55,20 @@ export const registrations = eventCounter(
  * also counts `loginAttempts.inc({ result: 'throttled' })`).
  */
 export const rateLimitRejections = eventCounter(
-  'http_rate_limit_rejections_total',
+  'resilient_api_rate_limit_rejections_total',
   'Requests answered 429 by a rate limiter, by limiter',
   'limiter',
   ['ip', 'login'],
 );
 
 export const dbRetries = eventCounter(
-  'db_retries_total',
+  'resilient_api_db_retries_total',
   'Database attempts that failed transiently and were retried, by error code',
   'code',
 );
 
 export const dbFailures = eventCounter(
-  'db_failures_total',
+  'resilient_api_db_failures_total',
   'Database operations that failed for good after their retries (answered 503), by error code',
   'code',
 );
@@ -76,7 +76,7 @@ export const dbFailures = eventCounter(
 export type OverloadReason = 'event_loop_delay' | 'heap' | 'db_pool_queue';
 
 export const overloadRejections = eventCounter(
-  'api_overload_rejections_total',
+  'resilient_api_overload_rejections_total',
   'Requests answered 503 by the overload guard, by the limit that was passed',
   'reason',
   ['event_loop_delay', 'heap', 'db_pool_queue'] satisfies OverloadReason[],

@@ -85,7 +85,7 @@ export class LazyHistogram {
     return this.custom(this.name, this.help, 'histogram', values);
   }
 
-  /** A counter of the observations with the same labels (e.g. http_requests_total beside the durations). */
+  /** A counter of the observations with the same labels (e.g. resilient_api_http_requests_total beside the durations). */
   asCounter(name: string, help: string): CustomMetric {
     const values = (): SampleValue[] => [...this.series.values()].map((s) => ({ labels: s.labels, value: s.count }));
     return this.custom(name, help, 'counter', values);

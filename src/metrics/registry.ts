@@ -7,6 +7,12 @@ import type { Database } from '../db/database';
 import { dbFailures, dbQueries, dbRetries, eventCounters, httpRequests } from './counters';
 import { registerCustom } from './lazyHistogram';
 
+const GAUGES_NAMED_AS_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
 export interface RegistrySources {
   /** PM2 id of this worker ('0' outside PM2). */
   readonly worker: string;
@@ -20,17 +26,21 @@ export function createRegistry(sources: RegistrySources): Registry {
   const { worker, db, overload, lifecycle } = sources;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges with a counter's `_total` suffix, which `promtool check
+  // metrics` rejects. Each repeats the sum of its per-type gauge (nodejs_active_handles etc.),
+  // so dropping them loses nothing.
+  for (const misnamed of GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(misnamed);
   for (const counter of eventCounters) registry.registerMetric(counter);
   registerCustom(
     registry,
-    httpRequests.asCounter('http_requests_total', 'Requests answered, by method, route template and status'),
+    httpRequests.asCounter('resilient_api_http_requests_total', 'Requests answered, by method, route template and status'),
   );
   registerCustom(registry, httpRequests.asHistogram());
   registerCustom(registry, dbQueries.asHistogram());
 
   const registers = [registry];
   new Gauge({
-    name: 'db_pool_connections',
+    name: 'resilient_api_db_pool_connections',
     help: 'Pooled database connections by state (in_use, idle), all workers together',
     labelNames: ['state'],
     registers,
@@ -41,7 +51,7 @@ export function createRegistry(sources: RegistrySources): Registry {
     },
   });
   new Gauge({
-    name: 'db_pool_waiting_requests',
+    name: 'resilient_api_db_pool_waiting_requests',
     help: 'Requests waiting for a free pooled connection, all workers together',
     registers,
     collect() {
@@ -60,19 +70,19 @@ export function createRegistry(sources: RegistrySources): Registry {
       },
     });
   };
-  perWorker('db_up', '1 while this worker reaches the database (its monitor pings it), else 0', () =>
+  perWorker('resilient_api_db_up', '1 while this worker reaches the database (its monitor pings it), else 0', () =>
     db.monitor.state === 'up' ? 1 : 0,
   );
-  perWorker('api_overloaded', '1 while the overload guard answers new requests with 503, else 0', () =>
+  perWorker('resilient_api_overloaded', '1 while the overload guard answers new requests with 503, else 0', () =>
     overload.overloaded ? 1 : 0,
   );
-  perWorker('api_event_loop_delay_seconds', 'Longest event-loop delay in the overload guard\'s last sample window', () =>
+  perWorker('resilient_api_event_loop_delay_seconds', 'Longest event-loop delay in the overload guard\'s last sample window', () =>
     overload.lastEventLoopDelayMs / 1000,
   );
-  perWorker('api_draining', '1 while this worker drains for shutdown, else 0', () => (lifecycle.draining ? 1 : 0));
-  perWorker('api_worker_uptime_seconds', 'Seconds since this worker started', () => process.uptime());
+  perWorker('resilient_api_draining', '1 while this worker drains for shutdown, else 0', () => (lifecycle.draining ? 1 : 0));
+  perWorker('resilient_api_worker_uptime_seconds', 'Seconds since this worker started', () => process.uptime());
   new Gauge({
-    name: 'api_worker_info',
+    name: 'resilient_api_worker_info',
     help: 'One series per worker: its PM2 id, pid and the service version',
     labelNames: ['worker', 'pid', 'version'],
     registers,

@@ -36,24 +36,24 @@ export function summarize(view: ClusterView): ClusterSummary {
   const requests = { total: 0, clientErrors: 0, serverErrors: 0 };
   let restarts: number | null = null;
   for (const snapshot of view.snapshots) {
-    if (snapshot.metrics.some((m) => m.name === 'process_restarts_total')) {
-      restarts = (restarts ?? 0) + sumOf(snapshot, 'process_restarts_total', (labels) => labels['app'] === 'api');
+    if (snapshot.metrics.some((m) => m.name === 'resilient_api_restarts_total')) {
+      restarts = (restarts ?? 0) + sumOf(snapshot, 'resilient_api_restarts_total', (labels) => labels['app'] === 'api');
     }
-    const info = snapshot.metrics.find((m) => m.name === 'api_worker_info')?.values[0];
+    const info = snapshot.metrics.find((m) => m.name === 'resilient_api_worker_info')?.values[0];
     if (!info) continue;
     const api = (labels: Value['labels']): boolean => !MONITORING_ROUTES.has(String(labels['route']));
     const status = (labels: Value['labels']): number => Number(labels['status_code']);
-    const total = sumOf(snapshot, 'http_requests_total', api);
+    const total = sumOf(snapshot, 'resilient_api_http_requests_total', api);
     requests.total += total;
-    requests.clientErrors += sumOf(snapshot, 'http_requests_total', (l) => api(l) && status(l) >= 400 && status(l) < 500);
-    requests.serverErrors += sumOf(snapshot, 'http_requests_total', (l) => api(l) && status(l) >= 500);
+    requests.clientErrors += sumOf(snapshot, 'resilient_api_http_requests_total', (l) => api(l) && status(l) >= 400 && status(l) < 500);
+    requests.serverErrors += sumOf(snapshot, 'resilient_api_http_requests_total', (l) => api(l) && status(l) >= 500);
     workers.push({
       worker: String(info.labels['worker'] ?? '?'),
       pid: snapshot.pid,
-      uptimeSeconds: Math.round(sumOf(snapshot, 'api_worker_uptime_seconds')),
-      database: sumOf(snapshot, 'db_up') > 0 ? 'up' : 'down',
-      overloaded: sumOf(snapshot, 'api_overloaded') > 0,
-      draining: sumOf(snapshot, 'api_draining') > 0,
+      uptimeSeconds: Math.round(sumOf(snapshot, 'resilient_api_worker_uptime_seconds')),
+      database: sumOf(snapshot, 'resilient_api_db_up') > 0 ? 'up' : 'down',
+      overloaded: sumOf(snapshot, 'resilient_api_overloaded') > 0,
+      draining: sumOf(snapshot, 'resilient_api_draining') > 0,
       heapUsedBytes: sumOf(snapshot, 'nodejs_heap_size_used_bytes'),
       requests: total,
     });

@@ -4,7 +4,7 @@
 import { Counter, Registry } from 'prom-client';
 
 export const processRestarts = new Counter<'app'>({
-  name: 'process_restarts_total',
+  name: 'resilient_api_restarts_total',
   help: 'Processes restarted by PM2 after a crash or a signal death, as the supervisor saw them, by app',
   labelNames: ['app'],
   registers: [],
@@ -13,7 +13,7 @@ export const processRestarts = new Counter<'app'>({
 type ExitReason = 'crash' | 'signal' | 'stuck' | 'bad_configuration' | 'clean' | 'stopped' | 'completed';
 
 const processExits = new Counter<'app' | 'reason'>({
-  name: 'process_exits_total',
+  name: 'resilient_api_exits_total',
   help:
     'Process exits by app and reason: crash (non-zero code), signal, stuck (killed by the supervisor for a stuck event loop), ' +
     'bad_configuration (exit code 78), clean (deliberate), stopped (by an operator or PM2), completed (one-shot job)',
@@ -27,14 +27,14 @@ export function countExit(app: string, reason: ExitReason): void {
 }
 
 export const crashLoops = new Counter<'app'>({
-  name: 'process_crash_loops_total',
+  name: 'resilient_api_crash_loops_total',
   help: 'Apps stopped by the supervisor after a crash loop, by app',
   labelNames: ['app'],
   registers: [],
 });
 
 export const badConfigurations = new Counter<'app'>({
-  name: 'process_bad_configurations_total',
+  name: 'resilient_api_bad_configurations_total',
   help: 'Apps stopped by the supervisor because they exited with code 78 (bad configuration), by app',
   labelNames: ['app'],
   registers: [],
@@ -43,7 +43,7 @@ export const badConfigurations = new Counter<'app'>({
 type ReloadReason = 'memory';
 
 const processReloads = new Counter<'app' | 'reason'>({
-  name: 'process_reloads_total',
+  name: 'resilient_api_reloads_total',
   help: 'Graceful reloads of one worker started by the supervisor, by app and reason: memory (RSS past API_MAX_MEMORY_MB)',
   labelNames: ['app', 'reason'],
   registers: [],

@@ -88,7 +88,20 @@ async function main(): Promise<void> {
     const overload = new OverloadGuard(config.overload, () => db.poolStats().waiting, getLogger('overload'));
     overload.start();
     const processMetrics = config.observability.metricsEnabled
-      ? await startProcessMetrics(config, { worker, version, db, overload, lifecycle }, getLogger('metrics'))
+      ? await startProcessMetrics(
+          config,
+          {
+            worker,
+            version,
+            db,
+            overload,
+            lifecycle,
+            passwords,
+            backup: { dir: config.backup.dir, database: config.db.database },
+            ...(config.tls ? { tlsCertificate: config.tls.cert } : {}),
+          },
+          getLogger('metrics'),
+        )
       : undefined;
     db.start();
     // Back after an outage at start-up: migrate then, without a restart.

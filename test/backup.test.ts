@@ -7,6 +7,7 @@ import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import test from 'ava';
 import { utcStamp } from '../src/backup/dumpFile';
+import { readStatusFile } from '../src/backup/status';
 import { RETRY_AFTER_SECONDS } from '../src/http/errors';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { freePort } from './helpers/ports';
@@ -14,6 +15,9 @@ import { runBackup, runScript } from './helpers/scripts';
 import { startService, type Service, tempDir } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 import { startWebhookReceiver } from './helpers/webhook';
+
+/** The folder's files, without the status file each run updates for /metrics (src/backup/status.ts). */
+const backupFolder = (dir: string): string[] => readdirSync(dir).filter((name) => !name.endsWith('-backup-status.json'));
 
 const BACKUP_NAME = /^[A-Za-z0-9_]+-\d{8}T\d{6}Z(-\d+)?\.sql\.gz$/;
 
@@ -88,7 +92,7 @@ test('backup, drop the users table, restore while the service runs: the same use
   t.regex(path.basename(file), new RegExp(`^${db.name}-`));
   t.is(statSync(file).mode & 0o777, 0o600, 'dumps hold password hashes: owner only');
   t.is(statSync(dir).mode & 0o777, 0o700, 'and so does their folder');
-  t.deepEqual(readdirSync(dir), [path.basename(file)], 'no partial file left');
+  t.deepEqual(backupFolder(dir), [path.basename(file)], 'no partial file left');
   const sql = gunzipSync(readFileSync(file)).toString();
   t.regex(sql, /CREATE TABLE `users`/);
   t.regex(sql, /TRIGGER users_count_insert/);
@@ -193,7 +197,7 @@ test('retention keeps the newest BACKUP_KEEP backups of this database and nothin
   const dayAndMinuteAgo = (Date.now() - 24 * 3600 * 1000 - 60_000) / 1000;
   utimesSync(path.join(dir, stalePartial), dayAndMinuteAgo, dayAndMinuteAgo);
   const second = await backupOf(db, dir, { BACKUP_KEEP: '2' });
-  t.deepEqual(readdirSync(dir).sort(), [path.basename(first), path.basename(second), ...others].sort());
+  t.deepEqual(backupFolder(dir).sort(), [path.basename(first), path.basename(second), ...others].sort());
 });
 
 test('a backup never replaces another: a name already taken gets the next number', async (t) => {
@@ -270,7 +274,8 @@ test('a backup with the database down exits non-zero, leaves no file and alerts'
     });
     t.is(run.code, 1);
     t.regex(run.stderr, /Backup of 127\.0\.0\.1:\d+\/ra_backup_down failed: mariadb-dump exited with code \d+: .*connect/i);
-    t.deepEqual(readdirSync(dir), [], 'no backup and no partial file');
+    t.deepEqual(backupFolder(dir), [], 'no backup and no partial file');
+    t.like(await readStatusFile(dir, 'ra_backup_down'), { failures: 1 }, 'the failed run is recorded for /metrics');
     t.is(webhook.received.length, 1);
     t.like(webhook.received[0], {
       level: 'CRITICAL',
@@ -322,7 +327,7 @@ test('a dump tool that exits 0 with a cut-short dump publishes nothing', async (
   });
   t.is(run.code, 1);
   t.regex(run.stderr, /the dump written by mariadb-dump is not usable: it has no "-- Dump completed" footer/);
-  t.deepEqual(readdirSync(dir), [], 'no backup and no partial file');
+  t.deepEqual(backupFolder(dir), [], 'no backup and no partial file');
 });
 
 test('credentials reach the dump tool in a private option file, never on its command line', async (t) => {
@@ -353,6 +358,6 @@ test('credentials reach the dump tool in a private option file, never on its com
   t.is(mode, '600');
   t.true(rest.includes('password="se\\"cr\\\\et-9f2c"'), rest.join('\n'));
   t.throws(() => statSync(rest[rest.length - 1] ?? ''), undefined, 'the option file is removed afterwards');
-  t.deepEqual(readdirSync(dir), []);
+  t.deepEqual(backupFolder(dir), []);
   t.notRegex(run.stdout + run.stderr + readFileSync(path.join(dir, '..', 'logs', 'backend.log'), 'utf8'), /9f2c/);
 });

@@ -83,8 +83,8 @@ test.serial('an outage: retries and failures counted by error code, pool emptied
     return sample(text, 'resilient_api_db_up{worker="0"}') === 0 ? text : undefined;
   }, 3000, 50);
   const moved = total(during, 'resilient_api_db_retries_total{') + total(during, 'resilient_api_db_failures_total{') - movedBefore;
-  t.true(moved >= 1, `retries and failures moved by ${moved}:\n${during.split('\n').filter((l) => /^db_(retries|failures)/.test(l)).join('\n')}`);
-  t.regex(during, /^db_(retries|failures)_total\{code="(ECONNREFUSED|PROTOCOL_CONNECTION_LOST|ECONNRESET)"\} \d+$/m);
+  t.true(moved >= 1, `retries and failures moved by ${moved}:\n${during.split('\n').filter((l) => /^resilient_api_db_(retries|failures)/.test(l)).join('\n')}`);
+  t.regex(during, /^resilient_api_db_(retries|failures)_total\{code="(ECONNREFUSED|PROTOCOL_CONNECTION_LOST|ECONNRESET)"\} \d+$/m);
   t.is(sample(during, 'resilient_api_db_pool_connections{state="idle"}'), 0, 'cut connections leave the pool');
   t.true(
     (sample(during, 'resilient_api_http_requests_total{method="POST",route="/api/login",status_code="503"}') ?? 0) >= 1,

@@ -10,6 +10,7 @@
 // those ahead of it. Unbounded, a few clients registering in a loop make every login wait longer
 // and longer; bounded, the excess is refused at once (HashQueueFullError, answered 503).
 import { Worker } from 'node:worker_threads';
+import { passwordHashRejections } from '../metrics/counters';
 import { NamedError } from '../util/errors';
 
 /** argon2id with these costs; `$argon2id$v=19$m=…,t=…,p=…$salt$hash` (PHC string). */
@@ -191,7 +192,10 @@ export class HashPool {
     // Threads start at the first job: a process that never sees a login or registration starts none.
     if (this.threads.length === 0) this.startThreads();
     const thread = this.idle.pop();
-    if (!thread && this.queue.length >= this.queueLimit) return Promise.reject(new HashQueueFullError(this.queueLimit));
+    if (!thread && this.queue.length >= this.queueLimit) {
+      passwordHashRejections.inc({ operation: job.kind === 'argon2id-hash' ? 'hash' : 'verify' });
+      return Promise.reject(new HashQueueFullError(this.queueLimit));
+    }
     return new Promise<HashResult<J>>((resolve, reject) => {
       // The thread answers with the type of result the job's kind asks for (see THREAD_SOURCE).
       const task: Pending = { job, resolve: resolve as (result: string | boolean | Uint8Array) => void, reject };

@@ -112,7 +112,7 @@ export class PasswordHasher {
     );
   }
 
-  /** Hashes computed now and waiting, for tests and diagnostics. */
+  /** Hashes computed now and waiting, for tests, diagnostics and /metrics. */
   get load(): { readonly running: number; readonly waiting: number } {
     return this.pool.load;
   }

@@ -3,7 +3,9 @@
 // `npm run migrate` and by every worker at start-up alike; under the migration lock, so only the
 // process that finds something pending takes the backup.
 import { createBackup } from '../backup/backup';
+import { recordBackupOutcome } from '../backup/status';
 import type { Config } from '../config';
+import { messageOf } from '../util/errors';
 import type { Logger } from '../logger';
 import type { MigrateOptions } from './migrate';
 import { migrations } from './migrations';
@@ -20,8 +22,21 @@ export function migrationOptions(config: Config, log: Logger): MigrateOptions {
           }
           log.info(`Backing up ${config.db.database} before applying ${pending.join(', ')}`);
           // Named apart (-predeploy) and kept apart: deploys never push the scheduled backups out.
-          const backup = await createBackup({ ...config.backup, db: config.db, kind: 'predeploy' });
+          // Its outcome goes to the status file the metrics read, a failure included: a deploy
+          // whose backup fails is what the backup-failure alert is for.
+          const record = (outcome: Parameters<typeof recordBackupOutcome>[2]): Promise<void> =>
+            recordBackupOutcome(config.backup.dir, config.db.database, outcome).catch((error: unknown) =>
+              log.warn(`Could not record the backup's outcome for the metrics: ${messageOf(error)}`),
+            );
+          let backup: Awaited<ReturnType<typeof createBackup>>;
+          try {
+            backup = await createBackup({ ...config.backup, db: config.db, kind: 'predeploy' });
+          } catch (error) {
+            await record({ ok: false });
+            throw error;
+          }
           log.info(`Backup before migrating written: ${backup.file} (${backup.bytes} bytes)`);
+          await record({ ok: true, kind: 'predeploy', file: backup.file, durationMs: backup.durationMs });
         }
       : undefined,
   };

@@ -2,9 +2,11 @@
 // counters (counters.ts), the request and query histograms, and gauges read from live objects
 // when scraped. Gauges that describe one process carry a `worker` label (its PM2 id), so the
 // cluster scrape shows each worker; pool gauges are summed over the cluster.
+import { X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Database } from '../db/database';
 import { dbFailures, dbQueries, dbRetries, eventCounters, httpRequests } from './counters';
+import { registerBackupMetrics } from './backupMetrics';
 import { registerCustom } from './lazyHistogram';
 
 const GAUGES_NAMED_AS_COUNTERS = [
@@ -20,6 +22,12 @@ export interface RegistrySources {
   readonly db: Pick<Database, 'poolStats' | 'monitor'>;
   readonly overload: { readonly overloaded: boolean; readonly lastEventLoopDelayMs: number };
   readonly lifecycle: { readonly draining: boolean };
+  /** The password hasher's threads: jobs hashing now and waiting for a thread. */
+  readonly passwords: { readonly load: { readonly running: number; readonly waiting: number } };
+  /** Where the backups are (BACKUP_DIR) and of which database: read at each scrape. */
+  readonly backup: { readonly dir: string; readonly database: string };
+  /** The certificate this worker serves (PEM), when it speaks HTTPS. */
+  readonly tlsCertificate?: string;
 }
 
 export function createRegistry(sources: RegistrySources): Registry {
@@ -81,6 +89,29 @@ export function createRegistry(sources: RegistrySources): Registry {
   );
   perWorker('resilient_api_draining', '1 while this worker drains for shutdown, else 0', () => (lifecycle.draining ? 1 : 0));
   perWorker('resilient_api_worker_uptime_seconds', 'Seconds since this worker started', () => process.uptime());
+  new Gauge({
+    name: 'resilient_api_password_hash_jobs',
+    help: 'Password hashes by state: running on a hash thread, waiting for one (refused past PASSWORD_HASH_QUEUE_LIMIT), all workers together',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const load = sources.passwords.load;
+      this.set({ state: 'running' }, load.running);
+      this.set({ state: 'waiting' }, load.waiting);
+    },
+  });
+  if (sources.tlsCertificate !== undefined) {
+    // The certificate loaded at start is the one served until a reload, whatever the file holds
+    // by now: after a renewal this keeps showing the old expiry until the workers are reloaded.
+    const expiry = new Gauge({
+      name: 'resilient_api_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the TLS certificate the workers serve expires (notAfter); the earliest over the workers',
+      registers,
+      aggregator: 'min',
+    });
+    expiry.set(Date.parse(new X509Certificate(sources.tlsCertificate).validTo) / 1000);
+  }
+  registerBackupMetrics(registry, sources.backup);
   new Gauge({
     name: 'resilient_api_worker_info',
     help: 'One series per worker: its PM2 id, pid and the service version',

@@ -65,7 +65,10 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   const running = await pm2.list();
   supervisor.describeRunning(running);
   await supervisor.reconcile(running);
-  startCounting(new Set(running.map((proc) => proc.name ?? '').filter((name) => name !== config.ownName && name !== '')));
+  const watched = running.filter((proc) => proc.name !== undefined && proc.name !== '' && proc.name !== config.ownName);
+  // @types/pm2 lacks pm2_env.autorestart; a one-shot job (the backup) has it false.
+  const oneShot = watched.filter((proc) => (proc.pm2_env as { autorestart?: boolean } | undefined)?.autorestart === false);
+  startCounting(new Set(watched.map((proc) => proc.name ?? '')), new Set(oneShot.map((proc) => proc.name ?? '')));
   if (config.metricsSocketDir !== undefined) {
     const socket = new MetricsSocket(config.metricsSocketDir, config.ownName, createSupervisorRegistry(), log);
     if (await socket.listen()) lifecycle.onShutdown('close the metrics socket', () => socket.close());

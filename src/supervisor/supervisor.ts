@@ -1,4 +1,4 @@
-// Watches PM2's bus and enforces the contract's restart policy where PM2's options cannot:
+// Watches PM2's bus and enforces the restart policy (docs/operations.md) where PM2's options cannot:
 // - every exit and restart is written to supervisor.log with time, app, worker, exit code or
 //   signal, uptime and restart count;
 // - a deliberate clean exit (the app says so on IPC before exiting 0) is not restarted: the
@@ -19,7 +19,7 @@ import type { Logger } from '../logger';
 import { CrashLoopDetector } from './crashLoop';
 import type { SupervisorConfig } from './config';
 import { lastErrorLines, readTail } from './logFiles';
-import { badConfigurations, countExit, crashLoops, processRestarts } from './metrics';
+import { badConfigurations, countExit, countRestart, crashLoops, startCounting } from './metrics';
 import type { Bus, BusPacket, Pm2Process } from './pm2';
 
 /** What the supervisor needs from PM2, so tests can stand in for it. */
@@ -139,6 +139,11 @@ export class Supervisor {
         await this.onExit(packet);
         return;
       case 'online': {
+        // An app started after this supervisor (or in the same `pm2 start`) gets its series at 0 too.
+        if (proc.name !== this.config.ownName) {
+          const oneShot = proc['autorestart'] === false || proc['autorestart'] === 'false';
+          startCounting([proc.name], oneShot ? [proc.name] : []);
+        }
         this.stoppingWorkers.delete(workerKey(proc.name, proc.pm_id));
         this.badConfigStops.delete(workerKey(proc.name, proc.pm_id));
         const pid = await readPid(proc['pm_pid_path']);
@@ -210,7 +215,8 @@ export class Supervisor {
     const oneShot = proc['autorestart'] === false || proc['autorestart'] === 'false';
     if (oneShot) {
       this.log.info(`${label} (a one-shot job) exited with code ${code} after ${uptime}`);
-      countExit(proc.name, 'completed');
+      // A failed backup run also shows here, even when it could not record itself in BACKUP_DIR.
+      countExit(proc.name, code === 0 ? 'completed' : 'failed');
       return;
     }
     if (proc.name === this.config.ownName) {
@@ -232,7 +238,8 @@ export class Supervisor {
       : code !== 0
         ? `code ${code}`
         : `signal ${await this.signalOf(proc.name, proc.pm_id)}`;
-    countExit(proc.name, killedStuck ? 'stuck' : code !== 0 ? 'crash' : 'signal');
+    const reason = killedStuck ? 'stuck' : code !== 0 ? 'crash' : 'signal';
+    countExit(proc.name, reason);
     const verdict = this.detector.recordCrash(proc.name, proc.pm_id, uptimeMs);
     const restarts = proc.restart_time ?? 0;
     if (verdict.tripped) {
@@ -240,7 +247,7 @@ export class Supervisor {
       return;
     }
     const policy = this.detector.policy;
-    processRestarts.inc({ app: proc.name });
+    countRestart(proc.name, reason);
     const counted = verdict.count === 0
       ? `a stable run, crash-loop count reset`
       : `short run ${verdict.count} of ${policy.maxRestarts} allowed`;

@@ -20,7 +20,7 @@ test.after.always(async () => {
 });
 
 /**
- * The contract's envelope, and the same id in the header and in exactly one error line (the
+ * The one error envelope (docs/http-api.md), and the same id in the header and in exactly one error line (the
  * request log's access line for the same request, category `request`, is not an error line).
  */
 async function assertEnvelope(t: import('ava').ExecutionContext, reply: Reply, status: number, code: string) {

@@ -2,11 +2,11 @@
 // each worker, the supervisor's restart count is in it, and a scrape still answers while a
 // worker is dead or stalled.
 import { readdirSync } from 'node:fs';
-import http from 'node:http';
+import { version } from '../src/version';
 import path from 'node:path';
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
-import { sample, scrapeMetrics } from './helpers/metrics';
+import { sample, scrapeMetrics, scrapeSocket } from './helpers/metrics';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { sleep, waitFor } from './helpers/wait';
 
@@ -26,22 +26,10 @@ test.after.always(async () => {
 
 const socketDir = (): string => path.join(sandbox.home, 'resilient-api', String(sandbox.port));
 
-/** GET /metrics of one process, straight from its socket (what an operator can do with curl). */
-function scrapeSocket(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath: file, path: '/metrics', agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${file} did not answer`)));
-    req.on('error', reject);
-  });
-}
-
 const scrape = (): Promise<string> => scrapeMetrics(sandbox, 5000);
 
+/** The supervisor counts restarts by reason; a crash (a non-zero exit) is one. */
+const CRASH_RESTARTS = 'resilient_api_restarts_total{app="api",reason="crash"}';
 const LIVEZ = 'resilient_api_http_requests_total{method="GET",route="/livez",status_code="200"}';
 
 test.serial('after N requests spread over 2 workers, one scrape shows N', async (t) => {
@@ -65,14 +53,14 @@ test.serial('after N requests spread over 2 workers, one scrape shows N', async 
     for (const worker of workers) {
       t.is(sample(text, `resilient_api_db_up{worker="${worker.pm_id}"}`), 1);
       t.is(sample(text, `resilient_api_overloaded{worker="${worker.pm_id}"}`), 0);
-      t.is(sample(text, `resilient_api_worker_info{worker="${worker.pm_id}",pid="${worker.pid}",version="1.0.0"}`), 1);
+      t.is(sample(text, `resilient_api_worker_info{worker="${worker.pm_id}",pid="${worker.pid}",version="${version}"}`), 1);
     }
   }
 });
 
 test.serial('a worker that crashed: scrapes answer during the restart, and the supervisor\'s count shows it', async (t) => {
   const before = await scrape();
-  const restartsBefore = sample(before, 'resilient_api_restarts_total{app="api"}') ?? 0;
+  const restartsBefore = sample(before, CRASH_RESTARTS) ?? 0;
   t.is((await sandbox.request('/__fault/crash', { method: 'POST' })).status, 202);
   await sleep(500);
   // Within PM2's 3 s restart delay only one worker runs; a scrape still answers at once.
@@ -84,7 +72,7 @@ test.serial('a worker that crashed: scrapes answer during the restart, and the s
 
   const after = await waitFor('the restart in the metrics', async () => {
     const text = await scrape();
-    return (sample(text, 'resilient_api_restarts_total{app="api"}') ?? 0) === restartsBefore + 1 &&
+    return (sample(text, CRASH_RESTARTS) ?? 0) === restartsBefore + 1 &&
       sample(text, 'resilient_api_metrics_cluster_sources{state="ok"}') === 3
       ? text
       : undefined;

@@ -2,9 +2,10 @@
 // request so PM2's round robin spreads them over both workers: the limits hold for the cluster,
 // not per worker. Also shows the supervisor's health probe working over HTTPS.
 import test from 'ava';
+import { SignJWT } from 'jose';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
-import { sample, scrapeMetrics } from './helpers/metrics';
+import { changes, sample, scrapeMetrics } from './helpers/metrics';
 import { createTestCertificate, type TestCertificate } from './helpers/tls';
 import { awayFromMinuteEnd, sleep, waitFor } from './helpers/wait';
 
@@ -120,4 +121,29 @@ test.serial('the supervisor probes /health over HTTPS and finds it healthy', asy
   const after = sample(await scrapeMetrics(sandbox), healthOk) ?? 0;
   t.true(after - before >= 2, `${after - before} healthy probes in 2.5 s`);
   t.notRegex(sandbox.supervisorLog(), /Service unhealthy/);
+});
+
+test.serial('on both workers, a token in another spelling or beyond its lifetime gets the generic 401, counted by reason', async (t) => {
+  const ip = '203.0.113.46';
+  const session = await login('victim', 'victim-password', ip);
+  t.is(session.status, 200, session.text);
+  const token: string = session.body.token;
+  const iat = Math.floor(Date.now() / 1000);
+  const tenYears = await new SignJWT({ name: 'victim', sub: String(session.body.user.id), iss: 'resilient-api', iat, exp: iat + 10 * 365 * 24 * 3600 })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .sign(new TextEncoder().encode(sandbox.env['JWT_SECRET'] ?? ''));
+  const metric = (reason: string) => `resilient_api_auth_failures_total{reason="${reason}"}`;
+  const before = await scrapeMetrics(sandbox);
+  // A fresh connection each, so both workers answer some.
+  const me = (authorization: string) => sandbox.request('/api/me', { headers: { authorization, 'x-forwarded-for': ip } });
+  const replies = await Promise.all([...Array(4).fill(`Bearer ${token}=`), ...Array(4).fill(`Bearer ${tenYears}`)].map(me));
+  for (const reply of replies) {
+    t.is(reply.status, 401);
+    t.deepEqual(reply.body, { code: 'Unauthorized', message: 'Authentication required', requestId: reply.headers['x-request-id'] });
+    t.is(reply.headers['www-authenticate'], 'Bearer realm="resilient-api", error="invalid_token"');
+  }
+  const delta = changes(before, await scrapeMetrics(sandbox));
+  t.is(delta(metric('malformed')), 4);
+  t.is(delta(metric('lifetime')), 4);
+  t.is((await me(`Bearer ${token}`)).status, 200);
 });

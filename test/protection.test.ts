@@ -32,6 +32,14 @@ test.after.always(async () => {
 
 const as = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
 
+/** Requests the rate limit held and then admitted after a sync, from /metrics (loopback may read it). */
+async function heldAdmitted(): Promise<number> {
+  const metrics = await proxied.request('/metrics');
+  const match = /^resilient_api_rate_limit_held_total\{outcome="admitted"\} (\d+)$/m.exec(metrics.text);
+  if (match === null) throw new Error(`no held-requests counter in /metrics: ${metrics.status}`);
+  return Number(match[1]);
+}
+
 test.serial('past the limit a client gets 429 with Retry-After and X-RateLimit headers; probes never do', async (t) => {
   await awayFromMinuteEnd();
   const client = as('203.0.113.10');
@@ -75,6 +83,31 @@ test.serial('past the limit a client gets 429 with Retry-After and X-RateLimit h
   // Refusals are logged once per client and minute, not once per request.
   await waitFor('the refusal in the log', () => /client 203\.0\.113\.10 passed 6 requests per minute/.test(proxied.log()));
   t.is(proxied.log().match(/client 203\.0\.113\.10 passed/g)?.length, 1);
+});
+
+test.serial('a concurrent burst waits for the shared count instead of overrunning it; held requests are served whole', async (t) => {
+  await awayFromMinuteEnd();
+  const client = '203.0.113.50';
+  // With a limit of 6 a worker runs ahead of the shared count by one request: the others of this
+  // burst are held for a sync each and then served, their bodies read and their ids kept.
+  const heldBefore = await heldAdmitted();
+  const replies = await Promise.all(
+    Array.from({ length: LIMIT - 1 }, (_, i) =>
+      proxied.request('/api/register', {
+        headers: { 'x-forwarded-for': client, 'x-request-id': `held-${i}` },
+        body: { username: `held${i}`, password: 'held-password' },
+        timeoutMs: 10_000,
+      }),
+    ),
+  );
+  t.deepEqual(replies.map((r) => r.status), Array(LIMIT - 1).fill(201));
+  t.deepEqual(replies.map((r) => r.body.username), Array.from({ length: LIMIT - 1 }, (_, i) => `held${i}`));
+  t.deepEqual(replies.map((r) => r.headers['x-request-id']), Array.from({ length: LIMIT - 1 }, (_, i) => `held-${i}`));
+  // They really were held, and admitted after a sync (not at the hold deadline).
+  t.true((await heldAdmitted()) - heldBefore >= 1, 'held requests admitted after a sync');
+  // Exactly the limit in all: the sixth is served, the seventh refused.
+  t.is((await proxied.request('/api/status', as(client))).status, 200);
+  t.is((await proxied.request('/api/status', as(client))).status, 429);
 });
 
 test.serial('X-Forwarded-For from an untrusted peer is ignored: it cannot buy a fresh budget', async (t) => {

@@ -4,9 +4,10 @@
 // no closure per request, no prom-client label hashing.
 import type { Request, Response, Server } from 'restify';
 import { httpRequests, UNMATCHED_ROUTE } from '../metrics/counters';
+import { methodLabel } from './methods';
 import { wasShed } from './overload';
 import { pathOf } from './paths';
-import type { RequestLog } from './requestLog';
+import type { RequestLog, SocketAnswer } from './requestLog';
 import { observeResponses } from './respond';
 
 const ARRIVED = Symbol('arrival time (performance.now())');
@@ -31,7 +32,10 @@ export interface ObserverOptions {
   readonly requestLog: RequestLog;
 }
 
-export function installRequestObserver(options: ObserverOptions): void {
+/** Counts and logs an answer written on the socket, outside restify (socketAnswers.ts). */
+export type SocketAnswerObserver = (answer: SocketAnswer) => void;
+
+export function installRequestObserver(options: ObserverOptions): SocketAnswerObserver {
   const { metrics, requestLog } = options;
   observeResponses((res: Response, status: number) => {
     const req = res.req as Timed;
@@ -39,9 +43,13 @@ export function installRequestObserver(options: ObserverOptions): void {
     if (arrived === undefined) return;
     const ms = performance.now() - arrived;
     const route = routeLabel(req);
-    if (metrics) httpRequests.observe([req.method ?? 'GET', route, STATUS_LABELS[status] ?? String(status)], ms / 1000);
+    if (metrics) httpRequests.observe([methodLabel(req.method), route, STATUS_LABELS[status] ?? String(status)], ms / 1000);
     if (!wasShed(req)) requestLog.record(req, res, status, route, ms);
   });
+  return (answer) => {
+    if (metrics) httpRequests.observe([methodLabel(answer.method), answer.route, String(answer.status)], answer.ms / 1000);
+    requestLog.recordSocketAnswer(answer);
+  };
 }
 
 type RouteRegistry = { lookup(method: string, path: string): { route?: unknown } | null | undefined };

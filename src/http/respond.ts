@@ -58,16 +58,36 @@ export function sendJsonBeforeRouting(
   observer?.(res as Response, status);
 }
 
+/** An answer without a body (204 to OPTIONS): the same headers but no Content-Type or Content-Length. */
+export function sendEmpty(res: Response, status: number, headers: Record<string, string> = {}): void {
+  setCommonHeaders(res, headers);
+  res.sendRaw(status, '');
+  observer?.(res, status);
+}
+
+/** sendEmpty for a `first` handler (see sendJsonBeforeRouting). */
+export function sendEmptyBeforeRouting(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  setCommonHeaders(res, headers);
+  res.statusCode = status;
+  res.end();
+  observer?.(res as Response, status);
+}
+
 /** Every header of an answer; the security ones first, so a route may override one (the status page's CSP). */
 function setHeaders(res: ServerResponse, contentType: string, body: string, headers: Record<string, string>): void {
-  applySecurityHeaders(res);
-  if (closeAfterResponse) res.setHeader('Connection', 'close');
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  setCommonHeaders(res, headers);
   res.setHeader('Content-Type', contentType);
   res.setHeader('Content-Length', Buffer.byteLength(body));
 }
 
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+function setCommonHeaders(res: ServerResponse, headers: Record<string, string>): void {
+  applySecurityHeaders(res);
+  if (closeAfterResponse) res.setHeader('Connection', 'close');
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+}
+
+/** An X-Request-Id the caller may choose (anything else is replaced); the OpenAPI document quotes it. */
+export const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /**
  * Takes the caller's X-Request-Id when it is a plain token (so ids follow a request across
@@ -79,9 +99,14 @@ export function assignRequestId(req: Request, res: Response): void {
   setRequestId(req, res);
 }
 
-function setRequestId(req: IncomingMessage, res: ServerResponse): string {
+/** The caller's X-Request-Id when it is a plain token, else a new one (for answers written on the socket too). */
+export function chooseRequestId(req: IncomingMessage): string {
   const offered = req.headers['x-request-id'];
-  const id = typeof offered === 'string' && CLIENT_ID.test(offered) ? offered : crypto.randomUUID();
+  return typeof offered === 'string' && CLIENT_ID.test(offered) ? offered : crypto.randomUUID();
+}
+
+function setRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const id = chooseRequestId(req);
   // Kept in the header only: restify's own req.id() asserts and stores it again, per request.
   if (!res.headersSent) res.setHeader('X-Request-Id', id);
   return id;

@@ -1,7 +1,5 @@
 // The restify server: request ids, routes, and the one error path.
-import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import restify from 'restify';
 import { LoginGuard } from '../auth/bruteForce';
 import type { PasswordHasher } from '../auth/passwords';
@@ -14,8 +12,9 @@ import type { Lifecycle } from '../lifecycle';
 import { getLogger } from '../logger';
 import { clientIpResolver } from './clientIp';
 import { sendError } from './errors';
-import { rateLimitHandler, SharedRateLimiter } from './rateLimit';
+import { HOLD_DEADLINE_MS, isResumedByRateLimit, rateLimitHandler, SharedRateLimiter, workersOnThisHost } from './rateLimit';
 import type { ClusterMetrics } from '../metrics/cluster';
+import { answerServerWideOptions, refineRoutingError, supportHeadAndOptions } from './methods';
 import { installRequestObserver, markArrival, resolveRouteEarly } from './observeRequests';
 import { isExemptFromOverload, type OverloadGuard } from './overload';
 import { RequestLog } from './requestLog';
@@ -23,9 +22,11 @@ import { assignRequestId } from './respond';
 import { registerAccountRoutes } from './routes/accounts';
 import { registerFaultRoutes } from './routes/faults';
 import { registerHealthRoutes } from './routes/health';
-import { configureSecurityHeaders, securityHeaders } from './securityHeaders';
+import { configureSecurityHeaders } from './securityHeaders';
+import { answerOnSocket } from './socketAnswers';
 import { MonitoringAccess } from './monitoringAccess';
 import { registerMetricsRoute } from './routes/metrics';
+import { registerOpenApiRoute } from './routes/openapi';
 import { registerStatusPage } from './routes/statusPage';
 import { asError } from '../util/errors';
 
@@ -59,9 +60,11 @@ export function createServer(deps: ServerDeps): restify.Server {
   limitSlowClients(server, config.http);
 
   guardSynchronousThrows(server);
+  // Before any route: every route registered from here on gets its HEAD and OPTIONS.
+  const routeMethods = supportHeadAndOptions(server);
   const clientIp = clientIpResolver(config.trustedProxies);
 
-  installRequestObserver({
+  const observeSocketAnswer = installRequestObserver({
     metrics: deps.metrics !== undefined,
     requestLog: new RequestLog(getLogger('request'), config.observability, clientIp),
   });
@@ -70,6 +73,8 @@ export function createServer(deps: ServerDeps): restify.Server {
   // the one place every request passes, so arrival time, request id and overload shedding live here.
   const { overload } = deps;
   server.first((req, res) => {
+    // Held by the rate limit for a sync and handed back: arrival, id and shedding were done.
+    if (isResumedByRateLimit(req)) return true;
     const arrived = performance.now();
     markArrival(req, arrived);
     assignRequestId(req, res);
@@ -81,11 +86,19 @@ export function createServer(deps: ServerDeps): restify.Server {
     return true;
   });
   if (config.rateLimitPerMinute > 0) {
-    const limiter = new SharedRateLimiter(config.rateLimitPerMinute, new RequestCountRepository(deps.db), getLogger('ratelimit'));
+    const limiter = new SharedRateLimiter(config.rateLimitPerMinute, new RequestCountRepository(deps.db), getLogger('ratelimit'), {
+      workers: workersOnThisHost(config.apiInstances),
+      // A held request never waits longer than the database may take to answer at all.
+      holdDeadlineMs: Math.min(HOLD_DEADLINE_MS, config.db.queryTimeoutMs),
+    });
     limiter.start();
-    server.first(rateLimitHandler(limiter, clientIp, httpLog));
+    // A request held for a sync re-enters restify as a new arrival would (the first chain
+    // lets it through at once, see isResumedByRateLimit).
+    const resume = (req: IncomingMessage, res: ServerResponse): void => void server.server.emit('request', req, res);
+    server.first(rateLimitHandler(limiter, clientIp, httpLog, resume));
   }
 
+  answerServerWideOptions(server, routeMethods);
   registerHealthRoutes(server, deps);
   const monitoringAccess = new MonitoringAccess({
     allow: config.observability.metricsAllow,
@@ -95,6 +108,7 @@ export function createServer(deps: ServerDeps): restify.Server {
   });
   if (deps.metrics) registerMetricsRoute(server, deps.metrics, monitoringAccess);
   registerStatusPage(server, { ...deps, monitoringAccess });
+  registerOpenApiRoute(server, deps.version);
   const authLog = getLogger('auth');
   registerAccountRoutes(server, {
     users: deps.users,
@@ -119,11 +133,11 @@ export function createServer(deps: ServerDeps): restify.Server {
 
   // Every error of every route, parser, unknown path or wrong method passes here exactly once.
   server.on('restifyError', (req: restify.Request, res: restify.Response, error: unknown, done: () => void) => {
-    sendError(req, res, error, httpLog);
+    sendError(req, res, refineRoutingError(req, error), httpLog);
     done();
   });
 
-  answerUnparsableRequests(server, httpLog);
+  answerOnSocket(server.server, { log: httpLog, observe: observeSocketAnswer, clientIp, routes: routeMethods, tls: config.tls !== undefined });
   return server;
 }
 
@@ -139,32 +153,6 @@ function limitSlowClients(server: restify.Server, http: Config['http']): void {
   node.requestTimeout = http.requestTimeoutMs;
   node.keepAliveTimeout = http.keepAliveTimeoutMs;
   (node as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
-}
-
-/**
- * Requests Node cannot parse never reach restify; Node would answer a bare 400 with no body.
- * Answer them with the envelope too, then close the connection.
- */
-function answerUnparsableRequests(server: restify.Server, log: ReturnType<typeof getLogger>): void {
-  server.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    if (error.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const code = status === 431 ? 'RequestHeaderFieldsTooLarge' : status === 408 ? 'RequestTimeout' : 'BadRequest';
-    const message = status === 431 ? 'Request headers too large' : status === 408 ? 'Request took too long to arrive' : 'Malformed HTTP request';
-    const requestId = randomUUID();
-    const body = JSON.stringify({ code, message, requestId });
-    log.warn(`Request ${requestId} could not be parsed (${error.code ?? error.message}); answered ${status} ${code}`);
-    const extra = securityHeaders()
-      .map(([name, value]) => `${name}: ${value}\r\n`)
-      .join('');
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n${extra}Connection: close\r\n\r\n${body}`,
-    );
-  });
 }
 
 type Handler = (req: restify.Request, res: restify.Response, next: restify.Next) => unknown;

@@ -9,7 +9,11 @@ import { displayUsername, isRegistrableUsername, USERNAME_RULE } from '../auth/u
 const text = () => z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
 
 /** A name to register, parsed to its display form (NFKC, case kept); the rule is src/auth/username.ts. */
-export const username = text().transform(displayUsername).refine(isRegistrableUsername, USERNAME_RULE);
+export const username = text()
+  .transform(displayUsername)
+  .refine(isRegistrableUsername, USERNAME_RULE)
+  // For the OpenAPI document (openapi.ts): the rule is code, not a JSON Schema pattern.
+  .describe(`The account name, after NFKC normalization: ${USERNAME_RULE}`);
 
 /** C0 and C1 control characters, DEL, and lone UTF-16 surrogates (what `\ud800` in JSON makes). */
 // eslint-disable-next-line no-control-regex

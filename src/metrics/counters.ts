@@ -7,6 +7,8 @@ import { LazyHistogram } from './lazyHistogram';
 
 /** Route label of requests that matched no route: one series however many paths are probed. */
 export const UNMATCHED_ROUTE = 'unmatched';
+/** Route label of requests Node's HTTP parser refused (400, 408, 413, 431): no method or path to read. */
+export const UNPARSED_ROUTE = 'unparsed';
 
 /** Requests: counted and timed on the hot path without prom-client (see lazyHistogram.ts). */
 export const httpRequests = new LazyHistogram(
@@ -61,6 +63,19 @@ export const rateLimitRejections = eventCounter(
   ['ip', 'login'],
 );
 
+/**
+ * Requests the per-IP rate limit held for its shared count (a burst past a worker's allowance), by
+ * how the hold ended: decided after a sync (admitted, refused), decided on the worker's own counts
+ * because no sync answered within the hold deadline (deadline), the client left (gone), or the
+ * request failed while being handed back (error).
+ */
+export const rateLimitHeld = eventCounter(
+  'resilient_api_rate_limit_held_total',
+  'Requests the per-IP rate limit held for a sync of the shared count, by how the hold ended',
+  'outcome',
+  ['admitted', 'refused', 'deadline', 'gone', 'error'],
+);
+
 export const dbRetries = eventCounter(
   'resilient_api_db_retries_total',
   'Database attempts that failed transiently and were retried, by error code',
@@ -80,6 +95,50 @@ export const overloadRejections = eventCounter(
   'Requests answered 503 by the overload guard, by the limit that was passed',
   'reason',
   ['event_loop_delay', 'heap', 'db_pool_queue'] satisfies OverloadReason[],
+);
+
+/**
+ * Why an authenticated route answered 401 (its answer says only "Authentication required"):
+ * no bearer credential, a token not in the exact compact form, another algorithm, a bad
+ * signature, a wrong or missing claim, expired, not yet valid, a lifetime beyond the configured
+ * one, a subject that is not a user id, or a user that no longer exists.
+ */
+export type AuthFailureReason =
+  | 'missing'
+  | 'malformed'
+  | 'algorithm'
+  | 'signature'
+  | 'claims'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'lifetime'
+  | 'subject'
+  | 'unknown_user';
+
+export const authFailures = eventCounter(
+  'resilient_api_auth_failures_total',
+  'Requests refused authentication (answered 401 on an authenticated route), by reason',
+  'reason',
+  [
+    'missing',
+    'malformed',
+    'algorithm',
+    'signature',
+    'claims',
+    'expired',
+    'not_yet_valid',
+    'lifetime',
+    'subject',
+    'unknown_user',
+  ] satisfies AuthFailureReason[],
+);
+
+/** For the password hasher: a hash or a verification refused because its queue was full (answered 503). */
+export const passwordHashRejections = eventCounter(
+  'resilient_api_password_hash_rejections_total',
+  'Password hashes refused because PASSWORD_HASH_QUEUE_LIMIT jobs already waited (answered 503), by operation: hash, verify',
+  'operation',
+  ['hash', 'verify'],
 );
 
 export const eventCounters: ReadonlyArray<Counter<string>> = counters;

@@ -30,6 +30,7 @@ declare module 'restify-errors' {
   export class RequestTimeoutError extends HttpError {}
   export class InvalidCredentialsError extends HttpError {}
   export class InvalidContentError extends HttpError {}
+  export class NotImplementedError extends HttpError {}
   /** restify's 404 for an unknown path (`%s does not exist`, printf-style like the router's own). */
   export class ResourceNotFoundError extends HttpError {
     constructor(format?: string, ...args: unknown[]);

@@ -67,11 +67,14 @@ export function request(baseUrl: string, path: string, options: RequestOptions =
   });
 }
 
-/** Raw bytes to the port; resolves with what came back once the server closed the socket. */
-export function rawExchange(port: number, write: (socket: net.Socket) => void, limitMs: number): Promise<{ data: string; ms: number }> {
+/**
+ * Raw bytes to the port; resolves with what came back once the server closed the socket.
+ * `from`: the local address to connect from (another loopback address, 127.0.0.2, is another client IP).
+ */
+export function rawExchange(port: number, write: (socket: net.Socket) => void, limitMs: number, from?: string): Promise<{ data: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const socket = net.connect(port, '127.0.0.1', () => write(socket));
+    const socket = net.connect({ port, host: '127.0.0.1', ...(from === undefined ? {} : { localAddress: from }) }, () => write(socket));
     let data = '';
     const guard = setTimeout(() => {
       socket.destroy();

@@ -1,11 +1,12 @@
 // Accounts: register, login, who-am-I.
-import type { Request, Response, Server } from 'restify';
-import { ConflictError, InvalidCredentialsError, TooManyRequestsError, UnauthorizedError } from 'restify-errors';
+import type { Server } from 'restify';
+import { ConflictError, InvalidCredentialsError, TooManyRequestsError } from 'restify-errors';
 import type { LoginGuard } from '../../auth/bruteForce';
 import type { PasswordHasher } from '../../auth/passwords';
-import { InvalidTokenError, type TokenService } from '../../auth/tokens';
+import type { TokenService } from '../../auth/tokens';
 import { UsernameTakenError, type UserRepository } from '../../db/users';
 import type { Logger } from '../../logger';
+import { authenticatedUser } from '../bearerAuth';
 import type { ClientIpResolver } from '../clientIp';
 import { loginAttempts, rateLimitRejections, registrations } from '../../metrics/counters';
 import { jsonBody } from '../jsonBody';
@@ -23,8 +24,6 @@ export interface AccountDeps {
   readonly loginGuard: LoginGuard;
   readonly clientIp: ClientIpResolver;
 }
-
-const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i;
 
 export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
   const { users, passwords, tokens, log, loginGuard, clientIp } = deps;
@@ -94,15 +93,7 @@ export function registerAccountRoutes(server: Server, deps: AccountDeps): void {
   });
 
   server.get('/api/me', async (req, res) => {
-    const token = bearerToken(req, res);
-    let claims;
-    try {
-      claims = await tokens.verify(token);
-    } catch (error) {
-      throw unauthorized(res, error instanceof InvalidTokenError ? error.reason : 'invalid token');
-    }
-    const user = await users.findById(claims.userId);
-    if (!user) throw unauthorized(res, 'user no longer exists');
+    const user = await authenticatedUser(req, res, { tokens, users, log, clientIp });
     sendJson(res, 200, {
       id: user.id,
       username: user.username,
@@ -133,19 +124,8 @@ async function upgradeStoredHash(
   }
 }
 
-function bearerToken(req: Request, res: Response): string {
-  const match = BEARER.exec(req.headers.authorization ?? '');
-  if (!match?.[1]) throw unauthorized(res, 'missing bearer token');
-  return match[1];
-}
-
 function taken(username: string, log: Logger): ConflictError {
   log.warn(`Registration refused for user: ${clientText(username, 64)} (name taken)`);
   registrations.inc({ result: 'taken' });
   return new ConflictError('Username is already taken');
-}
-
-function unauthorized(res: Response, reason: string): Error {
-  res.setHeader('WWW-Authenticate', 'Bearer realm="resilient-api", error="invalid_token"');
-  return new UnauthorizedError(`Authentication required (${reason})`);
 }

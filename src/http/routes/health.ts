@@ -10,7 +10,7 @@ import { RETRY_AFTER_SECONDS } from '../errors';
 import type { OverloadState } from '../overload';
 import { sendJson } from '../respond';
 
-/** The contract: every health answer within 1 s. The remainder is margin for the event loop. */
+/** Every health answer within 1 s (docs/http-api.md). The remainder is margin for the event loop. */
 const HEALTH_BUDGET_MS = 900;
 
 export interface HealthDeps {
@@ -67,11 +67,13 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
     }, next);
   });
 
-  server.get('/api/status', async (_req, res) => {
+  server.get('/api/status', async (req, res) => {
     const started = Date.now();
     let databaseHealthy = (await databaseUp()) && db.available;
     let total: number | null = totalUsers.lastKnown ?? null;
-    if (databaseHealthy) {
+    // HEAD (an uptime monitor) is answered from the ping alone: the count only fills the body
+    // HEAD leaves out. Its Content-Length is that of the body with the last known count.
+    if (databaseHealthy && req.method !== 'HEAD') {
       try {
         total = await withDeadline(totalUsers.get(), HEALTH_BUDGET_MS - (Date.now() - started));
       } catch {
@@ -85,7 +87,7 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
       timestamp: new Date().toISOString(),
       services: { database: databaseHealthy ? 'healthy' : 'unhealthy', api: apiHealthy ? 'healthy' : 'unhealthy' },
       stats: { total_users: total },
-      // Only while overloaded: what the guard saw (an extra field; the contract's fields keep their shape).
+      // Only while overloaded: what the guard saw (an extra field; the documented fields keep their shape).
       ...(apiHealthy ? {} : { overload: overload.reasons }),
     };
     if (databaseHealthy && apiHealthy) sendJson(res, 200, body);

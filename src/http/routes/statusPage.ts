@@ -1,6 +1,6 @@
 // GET /status: a status page for people, one HTML answer with its CSS and script inline (no
 // build step, nothing fetched from elsewhere), refreshed every 2 s from two JSON endpoints:
-// /api/status (the contract's health of the service and the database) and GET /status/summary
+// /api/status (the documented health of the service and the database) and GET /status/summary
 // (workers, restarts and request totals from the cluster's metrics; the page turns successive
 // totals into rates). Its Content-Security-Policy allows exactly its own inline style and script.
 import { createHash } from 'node:crypto';

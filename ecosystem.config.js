@@ -42,7 +42,7 @@ const logDir = path.resolve(root, process.env.LOG_DIR || 'logs');
  * PM2 (src/pm2LogOutput.ts), so each line is written once, `pm2 logs` shows it live and
  * `pm2 logs --nostream` prints the file's tail. Out and error go to the same file (PM2 prints a
  * file named twice once); the lines carry their own timestamps; one file for all workers.
- * The supervisor rotates these files (README, "Logs").
+ * The supervisor rotates these files (docs/operations.md, "Rotation").
  */
 const logFiles = (file) => ({
   out_file: path.join(logDir, file),
@@ -87,9 +87,9 @@ const common = (name, compiled, source) => ({
 });
 
 /**
- * Restart policy (README, "Supervision"): every exit is restarted after 3 s; the supervisor
+ * Restart policy (docs/operations.md, "Supervision"): every exit is restarted after 3 s; the supervisor
  * stops a deliberate clean exit during that delay and stops the app after a crash loop.
- * PM2's own limiter cannot express the contract, so it is set out of the way.
+ * PM2's own limiter cannot express that policy, so it is set out of the way.
  */
 const restartAlways = {
   autorestart: true,

@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   try {
     const insertStarted = Date.now();
     // 64-byte keys, twice what passwords.ts writes: kept so the figures stay comparable with the
-    // ones recorded in the README.
+    // ones of earlier runs.
     await fillUsers(db, USERS, { prefix: 'bench', keyBytes: 64 });
     const insertMs = Date.now() - insertStarted;
 

@@ -1,5 +1,5 @@
 // Leaving with EX_CONFIG (78) when the configuration is bad. No restart can heal that, so the
-// supervisor stops the app at once instead of letting PM2 restart it forever (README,
+// supervisor stops the app at once instead of letting PM2 restart it forever (docs/operations.md,
 // "Supervision"). Under PM2 the IPC channel would keep the process alive after main() returns,
 // so it must exit explicitly; first it tells the supervisor which variables are wrong.
 import type { ConfigError, Env } from './config';

@@ -35,7 +35,7 @@ export interface LoggerOptions {
 
 const pad = (n: number): string => (n < 10 ? `0${n}` : String(n));
 
-/** `2025-12-17 10:30:05`, local time, as the contract's line format shows. */
+/** `2025-12-17 10:30:05`, local time, as the line format in docs/operations.md shows. */
 function formatTimestamp(date: Date): string {
   return (
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
@@ -105,7 +105,7 @@ log4js.addLayout('backend', () => (event: log4js.LoggingEvent) =>
   formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data),
 );
 
-/** supervisor.log: as backend.log, except that the contract's crash-loop line begins with CRITICAL. */
+/** supervisor.log: as backend.log, except that the crash-loop line begins with CRITICAL (docs/operations.md). */
 log4js.addLayout('supervisor', () => (event: log4js.LoggingEvent) =>
   event.level.levelStr === 'FATAL'
     ? `CRITICAL ${formatTimestamp(event.startTime)} - ${event.categoryName} - ${formatData(event.data)}`

@@ -16,7 +16,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 /**
  * Lines are gathered for this long and written (and sent to PM2's bus) together: each message
  * on the bus costs CPU in the worker, the PM2 daemon and every bus subscriber (the supervisor),
- * so one write per event-loop turn was still measurably dearer than per 10 ms (README, "Logs").
+ * so one write per event-loop turn was still measurably dearer than per 10 ms (docs/operations.md, "Logs").
  */
 const BATCH_MS = 10;
 /** Above this many queued characters the queue is written at once. */

@@ -6,7 +6,7 @@ import test from 'ava';
 import { ConfigError, loadConfig } from '../src/config';
 import { MAIN, ROOT, tempDir } from './helpers/service';
 
-test('defaults follow the contract', (t) => {
+test('defaults follow the documented configuration', (t) => {
   const config = loadConfig({ NODE_ENV: 'test' });
   t.is(config.port, 8000);
   t.is(config.host, '127.0.0.1');

@@ -1,4 +1,4 @@
-// backend.log: the contract's line format, the events it promises, and never a secret.
+// backend.log: the line format and the events docs/operations.md promises, and never a secret.
 import test from 'ava';
 import { formatLine } from '../src/logger';
 import { redact, registerSecret } from '../src/redact';
@@ -48,7 +48,7 @@ test.serial('login attempts, results and registrations are logged; no password, 
     t.false(log.includes(secret), `the log holds ${secret.slice(0, 12)}…`);
   }
   t.false(service.output().includes(password));
-  // Every line that is not a stack frame has the contract's shape.
+  // Every line that is not a stack frame has the documented shape.
   for (const line of log.split('\n').filter((l) => l !== '' && !/^\s+at |^\w*Error/.test(l))) {
     t.regex(line, LINE);
   }

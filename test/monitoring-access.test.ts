@@ -3,12 +3,12 @@
 // default) or the bearer token, a forwarded request never passes for loopback, a flood of scrapes
 // shares the gathering of siblings, the status page still works for everyone, and the fault
 // routes need a deliberate opt-in in production and a direct loopback client.
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import test from 'ava';
-import { chromium } from 'playwright-core';
 import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/config';
+import { launchBrowser } from './helpers/browser';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import type { Reply } from './helpers/http';
 import { sample } from './helpers/metrics';
@@ -102,14 +102,9 @@ test.serial('bad METRICS_ALLOW or a short METRICS_TOKEN stop start-up with exit 
 
 test.serial('the status page works for a client that may not read the summary, with what the public endpoints give', async (t) => {
   const api = await service({ METRICS_ALLOW: '10.9.9.9' });
-  const profile = tempDir('ra-chromium-');
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchBrowser();
   try {
-    const page = await browser.newPage();
+    const page = await browser.context.newPage();
     await page.goto(`${api.url}/status`);
     await page.waitForSelector('body[data-summary="restricted"]', { timeout: 10_000 });
     await page.waitForSelector('#database[data-state="up"]', { timeout: 10_000 });
@@ -119,7 +114,6 @@ test.serial('the status page works for a client that may not read the summary, w
     t.is(await page.getAttribute('body', 'data-overall'), 'ok');
   } finally {
     await browser.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 });
 

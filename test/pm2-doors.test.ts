@@ -4,7 +4,8 @@
 // production, and the backups a deploy takes (none without a pending migration).
 //
 // Without JWT_SECRET, production keeps its secret in the project's git-ignored .jwt-secret, as an
-// operator's first start would: the tests use (and, the first time, make) that file, and leave it.
+// operator's first start would: the tests use (and, the first time, make) that file, and the
+// last test file using it removes it unless it was there before (helpers/keptSecret).
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { migrate } from '../src/db/migrate';
 import { migrations } from '../src/db/migrations';
 import { getLogger } from '../src/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
+import { useKeptJwtSecret } from './helpers/keptSecret';
 import { createPm2Sandbox, PM2_BIN, type Pm2Sandbox } from './helpers/pm2';
 import { runScript, type ScriptRun } from './helpers/scripts';
 import { ROOT, startService, tempDir } from './helpers/service';
@@ -23,8 +25,13 @@ const run = promisify(execFile);
 const PASSWORD = 'doors-password-that-is-fine';
 
 const databases: TestDatabase[] = [];
+let releaseKeptSecret: (() => void) | undefined;
+test.before(() => {
+  releaseKeptSecret = useKeptJwtSecret();
+});
 test.after.always(async () => {
   for (const db of databases) await db.drop();
+  releaseKeptSecret?.();
 });
 
 /** A sandbox whose commands run without JWT_SECRET: the service must find its secret itself. */
@@ -85,7 +92,15 @@ test.serial('bare `pm2 start ecosystem.config.js --env production` serves on its
 
     // Development next to it: refused with one line, and production keeps serving.
     const before = (await sandbox.workers()).map((worker) => worker.pid);
-    const devEnv = { PATH: sandbox.env['PATH'] ?? '', HOME: sandbox.env['HOME'] ?? '', PM2_HOME: sandbox.home, PORT: String(sandbox.port), LOG_DIR: sandbox.logDir };
+    // With a JWT_SECRET: development would otherwise keep one in the checkout's .dev-jwt-secret.
+    const devEnv = {
+      PATH: sandbox.env['PATH'] ?? '',
+      HOME: sandbox.env['HOME'] ?? '',
+      PM2_HOME: sandbox.home,
+      PORT: String(sandbox.port),
+      LOG_DIR: sandbox.logDir,
+      JWT_SECRET: 'doors-development-secret-that-is-long-enough',
+    };
     for (const [script, args] of [['start-server', []], ['run-server', []]] as const) {
       const refused = await runShellScript(script, [...args], devEnv);
       t.is(refused.code, 1, `${script}: ${refused.stdout}${refused.stderr}`);
@@ -116,12 +131,16 @@ test.serial('bare `pm2 start ecosystem.config.js --env production` serves on its
       timeout: 120_000,
     });
     t.false((await sandbox.workers()).some((worker) => before.includes(worker.pid)), 'every worker was replaced');
+    // The headers come once half of the minute's budget is used, all workers together: by the
+    // third request of 4 at the latest, whichever worker answers it. Each worker learns the
+    // totals of clients past half of their limit on every sync (250 ms), so the requests are a
+    // few syncs apart; and in one aligned minute, since the count starts afresh with each.
+    await awayFromMinuteEnd(10_000);
     let last;
     for (let i = 0; i < 3; i++) {
       last = await sandbox.request('/api/status');
-      await sleep(300);
+      await sleep(750);
     }
-    // The headers come once half of the minute's budget is used: by the third request of 4 at the latest.
     t.is(last?.headers['x-ratelimit-limit'], '4');
   } finally {
     await sandbox.destroy();
@@ -152,7 +171,7 @@ test.serial('npm start: a pending migration gets a -predeploy backup; a re-run a
     t.false(workersAfter.some((worker) => workersBefore.includes(worker.pid)), 'every worker was replaced');
 
     // The new limit applies: five requests in a minute, then 429. Two workers count together
-    // within a request or so (README "Protection": near exact across workers), so one more may
+    // within a request or so (docs/protection.md: near exact across workers), so one more may
     // pass; the old limit of 600 would refuse none.
     await awayFromMinuteEnd(15_000);
     const replies = [];

@@ -4,15 +4,16 @@
 // secret (a token issued before still works), and no secret in the dump.
 //
 // Without JWT_SECRET, production keeps its secret in the project's git-ignored .jwt-secret, as an
-// operator's first start would: the test uses (and, the first time, makes) that file, and leaves it.
+// operator's first start would: the test uses (and, the first time, makes) that file, and the last
+// test file using it removes it unless it was there before (helpers/keptSecret).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
+import { KEPT_JWT_SECRET, useKeptJwtSecret } from './helpers/keptSecret';
 import { createPm2Sandbox, PM2_BIN, type Pm2Sandbox } from './helpers/pm2';
-import { ROOT } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 
 const run = promisify(execFile);
@@ -20,9 +21,14 @@ const PASSWORD = 'resurrect-password-is-fine';
 
 let db: TestDatabase | undefined;
 let sandbox: Pm2Sandbox | undefined;
+let releaseKeptSecret: (() => void) | undefined;
+test.before(() => {
+  releaseKeptSecret = useKeptJwtSecret();
+});
 test.after.always(async () => {
   await sandbox?.destroy();
   await db?.drop();
+  releaseKeptSecret?.();
 });
 
 test('pm2 save, pm2 kill, then pm2 resurrect with an empty environment: the same service, settings and secret', async (t) => {
@@ -65,7 +71,7 @@ test('pm2 save, pm2 kill, then pm2 resurrect with an empty environment: the same
   t.true(statuses.includes(429), statuses.join(' '));
   t.is(limitHeader, '5');
 
-  const secret = readFileSync(path.join(ROOT, '.jwt-secret'), 'utf8').trim();
+  const secret = readFileSync(KEPT_JWT_SECRET, 'utf8').trim();
   t.false(readFileSync(path.join(pm2.home, 'dump.pm2'), 'utf8').includes(secret), 'the secret is not in the dump');
   // The backup app comes back stopped between runs, with its schedule registered again in the
   // new daemon, and no backup was taken at any launch.

@@ -1,53 +1,36 @@
-// The status page in a real browser (Debian's Chromium, driven by playwright-core): it renders
-// from its own origin alone, fits a phone's screen, and turns red when the database goes down
-// (a private mariadbd that the test kills), then green again when it is back.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+// The status page in a real browser (Chromium driven by playwright-core: the system's where there is
+// one, else the one the dev dependencies ship, see helpers/browser): it renders from its own origin
+// alone, fits a phone's screen, and turns red when the database goes down (a private mariadbd that
+// the test kills), then green again when it is back.
 import test from 'ava';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, type TestBrowser } from './helpers/browser';
 import { createPrivateMariaDb, type PrivateMariaDb } from './helpers/mariadb';
 import { startService, type Service } from './helpers/service';
 import { waitFor } from './helpers/wait';
 
-const CHROMIUM = '/usr/bin/chromium';
-// Without the background-networking flags Chromium keeps dialling out, which this closed network refuses.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 let mariadb: PrivateMariaDb;
 let service: Service;
-let profile: string;
+let launched: TestBrowser;
 let browser: BrowserContext;
 
-test.before(async () => {
+test.before(async (t) => {
   mariadb = await createPrivateMariaDb();
   service = await startService({ env: { ...mariadb.env } });
   await waitFor('a healthy service', async () => (await service.request('/health')).status === 200);
-  profile = mkdtempSync(path.join(os.tmpdir(), 'ra-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
+  launched = await launchBrowser({
     // A phone: the page must be readable without zooming or scrolling sideways.
     viewport: { width: 390, height: 844 },
     deviceScaleFactor: 2,
     isMobile: true,
     hasTouch: true,
   });
+  browser = launched.context;
+  t.log(`Chromium from ${launched.source}: ${launched.executable}`);
 });
 
 test.after.always(async () => {
-  await browser?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await launched?.close();
   await service?.stop();
   await mariadb?.destroy();
 });

@@ -1,4 +1,4 @@
-// The development user `demo` / `demo-password` (README): created when development starts, and
+// The development user `demo` / `demo-password` (docs/operations.md): created when development starts, and
 // removed when production starts if it still has that published password (a development run
 // once seeded it into this database, or the database is a copy of a development one). A real
 // user who happens to be called demo and chose another password is left alone.

@@ -20,6 +20,7 @@ import type { Logger } from '../logger';
 import { registerCustom } from './lazyHistogram';
 import { BurstSharedValue } from './scrapeSharing';
 import { messageOf } from '../util/errors';
+import { isAlive } from '../util/processAlive';
 
 /** A sibling that has not answered within this is left out of the scrape (and counted as such). */
 export const PEER_TIMEOUT_MS = 1000;
@@ -206,16 +207,6 @@ async function askPeer(file: string): Promise<Snapshot | SourceState> {
       finish(error.code === 'ECONNREFUSED' || error.code === 'ENOENT' ? 'gone' : 'error'),
     );
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: alive, but another user's (a pid reused by someone else is possible, and harmless).
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

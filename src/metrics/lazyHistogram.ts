@@ -1,7 +1,7 @@
 // A histogram for the hot path: each observation is a Map lookup and two array writes; the
 // Prometheus values (cumulative buckets, _sum, _count, and optionally a matching counter) are
 // built only when someone scrapes. prom-client's own Histogram hashes a label object on every
-// observe, which on /health cost a measurable share of the throughput (README, Metrics: "Cost").
+// observe, which on /health cost a measurable share of the throughput (docs/benchmarks.md, "Cost of metrics").
 import type { Aggregator, Metric, Registry } from 'prom-client';
 
 /** prom-client's default buckets, in seconds. */

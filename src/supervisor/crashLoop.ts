@@ -1,4 +1,4 @@
-// The restart policy PM2's own options cannot express (see README, "Supervision"): count the
+// The restart policy PM2's own options cannot express (docs/operations.md, "Supervision"): count the
 // consecutive short runs of each worker; a run that lasted the stability window resets the count;
 // past the limit the app must be stopped.
 

@@ -54,12 +54,16 @@ export interface Pm2Sandbox {
 export async function createPm2Sandbox(env: Record<string, string> = {}): Promise<Pm2Sandbox> {
   const home = mkdtempSync('/tmp/pm2-');
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'ra-pm2-logs-'));
+  // The apps run from the project root, where BACKUP_DIR defaults to backups/: production
+  // migrates after a backup, and the backup app writes there. Kept out of the checkout.
+  const backupParent = mkdtempSync(path.join(os.tmpdir(), 'ra-pm2-backups-'));
   const port = await freePort();
   const fullEnv: Record<string, string> = {
     PATH: process.env['PATH'] ?? '',
     HOME: process.env['HOME'] ?? '/root',
     PM2_HOME: home,
     LOG_DIR: logDir,
+    BACKUP_DIR: path.join(backupParent, 'backups'),
     PORT: String(port),
     HOST: '127.0.0.1',
     JWT_SECRET: 'pm2-test-secret-that-is-long-enough-for-hs256',
@@ -123,6 +127,7 @@ export async function createPm2Sandbox(env: Record<string, string> = {}): Promis
       await sandbox.pm2('kill').catch(() => undefined);
       rmSync(home, { recursive: true, force: true });
       rmSync(logDir, { recursive: true, force: true });
+      rmSync(backupParent, { recursive: true, force: true });
     },
   };
   return sandbox;

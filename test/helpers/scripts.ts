@@ -2,7 +2,7 @@
 // would: the compiled backup entry, or a script under scripts/ through tsx.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { ROOT } from './service';
+import { ROOT, tempDir } from './service';
 
 export interface ScriptRun {
   readonly code: number | null;
@@ -27,10 +27,21 @@ export function runBackup(options: ScriptOptions = {}): Promise<ScriptRun> {
   return runNode([path.join(ROOT, 'dist', 'src', 'backup', 'main.js')], options);
 }
 
+/**
+ * The commands run from the project root, where LOG_DIR and BACKUP_DIR default to logs/ and
+ * backups/: a test that names neither gets temporary folders, so nothing lands in the checkout.
+ */
+function outsideTheCheckout(env: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...(env['LOG_DIR'] === undefined ? { LOG_DIR: tempDir('ra-script-logs-') } : {}),
+    ...(env['BACKUP_DIR'] === undefined ? { BACKUP_DIR: path.join(tempDir('ra-script-backups-'), 'backups') } : {}),
+  };
+}
+
 function runNode(args: readonly string[], options: ScriptOptions): Promise<ScriptRun> {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'test', ...options.env },
+    env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'test', ...outsideTheCheckout(options.env), ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';

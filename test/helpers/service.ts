@@ -58,6 +58,9 @@ export async function startService(options: StartOptions = {}): Promise<Service>
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_DIR: logDir,
+      // Its default, backups/ under the working directory (the checkout), gets a backup before
+      // migrating in production and the backup status the metrics read.
+      ...(options.env?.['BACKUP_DIR'] === undefined ? { BACKUP_DIR: path.join(tempDir('ra-backups-'), 'backups') } : {}),
       JWT_SECRET: 'test-secret-that-is-long-enough-for-hs256-signing',
       ...options.env,
     },

@@ -4,7 +4,7 @@
 // scrape `promtool check metrics` accepts. Then the backup metrics of that cluster: a backup
 // that never ran, one that succeeded, runs that fail, and the backup app removed from PM2.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { sample, scrapeMetrics } from './helpers/metrics';
 import { createPm2Sandbox, PM2_BIN, type Pm2Sandbox } from './helpers/pm2';
 import { freePort } from './helpers/ports';
+import { findPromtool } from './helpers/promtool';
 import { ROOT, tempDir } from './helpers/service';
 import { createTestCertificate, type TestCertificate } from './helpers/tls';
 import { waitFor } from './helpers/wait';
@@ -24,17 +25,15 @@ const FROM_PROMETHEUS = new Set(['up']);
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = new Set(['job', 'instance']);
 
-/** promtool on PATH, or where PROMTOOL says. */
-const PROMTOOL = process.env['PROMTOOL'] ?? 'promtool';
-
-/** Runs promtool; a machine without it fails with what to install, never skips. */
+/** Runs promtool (helpers/promtool.ts finds or fetches it); a machine without it fails with what to install, never skips. */
 async function promtool(args: string[], input?: string): Promise<{ code: number; output: string }> {
+  const binary = await findPromtool();
   return new Promise((resolve, reject) => {
-    const child = execFile(PROMTOOL, args, { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile(binary, args, { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
       // execFile's error carries the exit status as `code`, or the spawn failure's name.
       const code: unknown = error?.code;
       if (code === 'ENOENT') {
-        reject(new Error(`${PROMTOOL} not found: promtool comes with Prometheus (\`apt-get install prometheus\` on Debian/Ubuntu)`));
+        reject(new Error(`${binary} could not be started`));
         return;
       }
       resolve({ code: error ? (typeof code === 'number' ? code : 1) : 0, output: `${stdout}${stderr}` });
@@ -111,6 +110,20 @@ test('promtool test rules: every alert fires when it should and stays quiet when
     t.true(own.some((match) => match[2] === '[]'), `${name} has a case where it stays quiet`);
   }
   t.deepEqual([...new Set(cases.map((match) => match[1]))].sort(), [...alertNames].sort(), 'tests name only alerts of the rules file');
+});
+
+test('the alert rules quoted in the docs pass promtool check rules too', async (t) => {
+  const docs = path.join(ROOT, 'docs', 'metrics-and-alerts.md');
+  const snippets = [...readFileSync(docs, 'utf8').matchAll(/```yaml\n(- alert:[\s\S]*?)```/g)].map((match) => match[1] ?? '');
+  t.true(snippets.length >= 1, 'the docs quote an optional rule');
+  const dir = tempDir('ra-doc-rules-');
+  for (const [index, snippet] of snippets.entries()) {
+    const file = path.join(dir, `snippet-${index}.yml`);
+    const indented = snippet.split('\n').map((line) => (line === '' ? '' : `      ${line}`)).join('\n');
+    writeFileSync(file, `groups:\n  - name: docs\n    rules:\n${indented}`);
+    const { code, output } = await promtool(['check', 'rules', file]);
+    t.is(code, 0, `${path.relative(ROOT, docs)} snippet ${index + 1}:\n${output}`);
+  }
 });
 
 test('every alert has a severity, a summary, a description and a runbook link into docs/alerts.md', (t) => {

@@ -1,6 +1,6 @@
 // The backups as metrics, read from the backup folder at scrape time (backup/status.ts), so any
-// api worker answers for the one-shot backup job that took them. Every worker reads the same
-// folder: the cluster merge keeps the largest value (aggregator 'max'), not their sum.
+// api worker answers for the one-shot backup job that took them. They live in a registry of their
+// own beside the cluster's merge (metrics/start.ts): one worker reads the folder per scrape.
 import type { Registry } from 'prom-client';
 import { BACKUP_KINDS, type BackupView, readBackupView } from '../backup/status';
 import { type CustomMetric, registerCustom } from './lazyHistogram';
@@ -17,7 +17,7 @@ export function registerBackupMetrics(registry: Registry, backup: { readonly dir
     return reading;
   };
   const metric = (name: string, help: string, type: 'counter' | 'gauge', read: (view: BackupView) => Sample[]): void => {
-    const described = { name, help, type, aggregator: 'max' as const };
+    const described = { name, help, type };
     // prom-client's registry awaits get(); CustomMetric types the synchronous form.
     const get = async () => ({ ...described, values: read(await view()) });
     registerCustom(registry, { ...described, get } as unknown as CustomMetric);

@@ -15,7 +15,7 @@
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
+import { AggregatorRegistry, type PrometheusContentType, Registry } from 'prom-client';
 import type { Logger } from '../logger';
 import { registerCustom } from './lazyHistogram';
 import { BurstSharedValue } from './scrapeSharing';
@@ -217,12 +217,20 @@ async function askPeer(file: string): Promise<Snapshot | SourceState> {
  */
 export class ClusterMetrics {
   private readonly sharedView = new BurstSharedValue(() => this.gather());
-  private readonly sharedText = new BurstSharedValue(async () => aggregate(await this.sharedView.get()).metrics());
+  private readonly sharedText = new BurstSharedValue(async () => {
+    const cluster = aggregate(await this.sharedView.get());
+    return (this.deployment === undefined ? cluster : Registry.merge([cluster, this.deployment])).metrics();
+  });
 
+  /**
+   * `deployment`: metrics of the deployment as a whole (the backups), read once per scrape by
+   * the process that answers it rather than by every worker.
+   */
   constructor(
     private readonly registry: Registry,
     private readonly label: string,
     private readonly socket: MetricsSocket | undefined,
+    private readonly deployment?: Registry,
   ) {}
 
   view(): Promise<ClusterView> {

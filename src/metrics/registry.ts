@@ -6,7 +6,6 @@ import { X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Database } from '../db/database';
 import { dbFailures, dbQueries, dbRetries, eventCounters, httpRequests } from './counters';
-import { registerBackupMetrics } from './backupMetrics';
 import { registerCustom } from './lazyHistogram';
 
 const GAUGES_NAMED_AS_COUNTERS = [
@@ -24,8 +23,6 @@ export interface RegistrySources {
   readonly lifecycle: { readonly draining: boolean };
   /** The password hasher's threads: jobs hashing now and waiting for a thread. */
   readonly passwords: { readonly load: { readonly running: number; readonly waiting: number } };
-  /** Where the backups are (BACKUP_DIR) and of which database: read at each scrape. */
-  readonly backup: { readonly dir: string; readonly database: string };
   /** The certificate this worker serves (PEM), when it speaks HTTPS. */
   readonly tlsCertificate?: string;
 }
@@ -111,7 +108,6 @@ export function createRegistry(sources: RegistrySources): Registry {
     });
     expiry.set(Date.parse(new X509Certificate(sources.tlsCertificate).validTo) / 1000);
   }
-  registerBackupMetrics(registry, sources.backup);
   new Gauge({
     name: 'resilient_api_worker_info',
     help: 'One series per worker: its PM2 id, pid and the service version',

@@ -2,6 +2,8 @@
 // siblings read it from, so that any worker can answer a scrape for the whole cluster.
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { Registry } from 'prom-client';
+import { registerBackupMetrics } from './backupMetrics';
 import { ClusterMetrics, MetricsSocket } from './cluster';
 import { createRegistry, observeDatabase, type RegistrySources } from './registry';
 
@@ -13,7 +15,11 @@ export interface ProcessMetrics {
 
 export async function startProcessMetrics(
   config: Config,
-  sources: RegistrySources & { readonly db: Parameters<typeof observeDatabase>[0] },
+  sources: RegistrySources & {
+    readonly db: Parameters<typeof observeDatabase>[0];
+    /** Where the backups are (BACKUP_DIR) and of which database: read when a scrape is answered. */
+    readonly backup: { readonly dir: string; readonly database: string };
+  },
   log: Logger,
 ): Promise<ProcessMetrics> {
   observeDatabase(sources.db);
@@ -26,5 +32,9 @@ export async function startProcessMetrics(
     socket = new MetricsSocket(config.observability.metricsSocketDir, label, registry, log);
     if (!(await socket.listen())) socket = undefined;
   }
-  return { metrics: new ClusterMetrics(registry, label, socket), close: async () => socket?.close() };
+  // The backups describe the deployment, not this process: only the worker that answers a
+  // scrape reads the folder, and the status page's cluster view never does.
+  const deployment = new Registry();
+  registerBackupMetrics(deployment, sources.backup);
+  return { metrics: new ClusterMetrics(registry, label, socket, deployment), close: async () => socket?.close() };
 }

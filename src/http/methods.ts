@@ -35,6 +35,11 @@ export interface RouteMethods {
   allowedAt(target: string): readonly string[] | undefined;
   /** Every method some path has, sorted. */
   allMethods(): readonly string[];
+  /**
+   * The route restify will match for a method and pathname, before its router has run (for an
+   * answer given in the `first` handlers), or undefined.
+   */
+  routeOf(method: string, pathname: string): unknown;
 }
 
 interface RouteOptions {
@@ -48,7 +53,7 @@ interface MountingRouter {
   mount(options: RouteOptions, handlers: Handler[]): { readonly name: string };
   unmount(name: string): unknown;
   /** restify 12's route registry (private): the lookup its own 405 uses; read-only here. */
-  readonly _registry?: { lookup(method: string, pathname: string): unknown };
+  readonly _registry?: { lookup(method: string, pathname: string): { readonly route?: unknown } | null | undefined };
 }
 
 /** The path restify routes an origin-form target by (its Request.getUrl()), or undefined. */
@@ -125,7 +130,9 @@ export function supportHeadAndOptions(server: Server): RouteMethods {
     return methods.length === 0 ? undefined : methods;
   };
 
-  return { allowedAt, allMethods };
+  const routeOf = (method: string, pathname: string): unknown => registry.lookup(method, pathname)?.route;
+
+  return { allowedAt, allMethods, routeOf };
 }
 
 /**

@@ -2,9 +2,9 @@
 // time, and the response observer (respond.ts) counts and logs each answer as it leaves.
 // Each costs a few property reads and, with metrics on, one Map lookup: no 'finish' listener,
 // no closure per request, no prom-client label hashing.
-import type { Request, Response, Server } from 'restify';
+import type { Request, Response } from 'restify';
 import { httpRequests, UNMATCHED_ROUTE } from '../metrics/counters';
-import { methodLabel } from './methods';
+import { methodLabel, type RouteMethods } from './methods';
 import { wasShed } from './overload';
 import { pathOf } from './paths';
 import type { RequestLog, SocketAnswer } from './requestLog';
@@ -52,18 +52,14 @@ export function installRequestObserver(options: ObserverOptions): SocketAnswerOb
   };
 }
 
-type RouteRegistry = { lookup(method: string, path: string): { route?: unknown } | null | undefined };
-
 /**
  * restify routes a request only after the `first` handlers; for one answered there (shed by
  * the overload guard), look its template up anyway so its 503 counts under the right route.
  */
-export function resolveRouteEarly(server: Server, req: Request): void {
+export function resolveRouteEarly(routes: Pick<RouteMethods, 'routeOf'>, req: Request): void {
   try {
-    // restify 12 keeps its routes in the router's private _registry; read-only, labels only.
-    const registry = (server.router as unknown as { _registry?: RouteRegistry })._registry;
-    const found = registry?.lookup(req.method ?? 'GET', pathOf(req.url));
-    if (found?.route) (req as Request & { route?: unknown }).route = found.route;
+    const route = routes.routeOf(req.method ?? 'GET', pathOf(req.url));
+    if (route) (req as Request & { route?: unknown }).route = route;
   } catch {
     // The label stays 'unmatched'.
   }

@@ -79,7 +79,7 @@ export function createServer(deps: ServerDeps): restify.Server {
     markArrival(req, arrived);
     assignRequestId(req, res);
     if (overload.shouldShed(arrived) && !isExemptFromOverload(req.url)) {
-      resolveRouteEarly(server, req);
+      resolveRouteEarly(routeMethods, req);
       overload.reject(req, res);
       return false;
     }

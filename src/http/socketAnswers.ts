@@ -31,7 +31,7 @@ export interface SocketAnswerDeps {
   readonly log: Logger;
   readonly observe: SocketAnswerObserver;
   readonly clientIp: ClientIpResolver;
-  readonly routes: RouteMethods;
+  readonly routes: Pick<RouteMethods, 'allowedAt' | 'allMethods'>;
   /** The server speaks TLS: connections are timed from the end of the handshake. */
   readonly tls: boolean;
 }

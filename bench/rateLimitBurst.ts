@@ -14,6 +14,7 @@ import autocannon from 'autocannon';
 import { createTestDatabase } from '../test/helpers/database';
 import { createPm2Sandbox } from '../test/helpers/pm2';
 import { sleep } from '../test/helpers/wait';
+import { runScript } from '../scripts/lib/operator';
 
 const limit = Number(process.env['LIMIT'] ?? 600);
 const amount = Number(process.env['AMOUNT'] ?? 3000);
@@ -57,10 +58,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runScript(main);

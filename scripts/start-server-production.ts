@@ -5,9 +5,7 @@
 // The JWT secret is not its business: the service finds it itself (src/config.ts).
 //
 //   npm start            npx tsx scripts/start-server-production.ts
-import os from 'node:os';
-import path from 'node:path';
-import { databaseTarget } from '../src/config';
+import { databaseTarget, pm2Home } from '../src/config';
 import { daemonPolicyWarning, readDaemonPolicy } from '../src/supervisor/daemonPolicy';
 import { migrate, unreachableCause } from '../src/db/migrate';
 import { migrationOptions } from '../src/db/migrationOptions';
@@ -54,7 +52,7 @@ export async function startProduction(): Promise<void> {
   prepareDaemonEnvironment();
   await pm2.connect();
   // A daemon started earlier without the policy (a bare `pm2 start`, a boot unit without it).
-  const daemonWarning = daemonPolicyWarning(readDaemonPolicy(process.env['PM2_HOME'] ?? path.join(os.homedir(), '.pm2')));
+  const daemonWarning = daemonPolicyWarning(readDaemonPolicy(pm2Home()));
   if (daemonWarning !== undefined) console.log(`! ${daemonWarning}`);
   try {
     const development = (await runningApps(appNames())).filter((app) => app.mode === 'development');

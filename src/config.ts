@@ -459,8 +459,12 @@ export function readAlertWebhookUrl(read: EnvReader): string | undefined {
  * (one per daemon and user) and the service's port make it so. Read by the supervisor too.
  */
 export function readMetricsSocketDir(read: EnvReader, port: number): string {
-  const pm2Home = read.raw('PM2_HOME') ?? path.join(os.homedir(), '.pm2');
-  return path.resolve(read.string('METRICS_SOCKET_DIR', path.join(pm2Home, 'resilient-api', String(port))));
+  return path.resolve(read.string('METRICS_SOCKET_DIR', path.join(pm2Home(read.raw('PM2_HOME')), 'resilient-api', String(port))));
+}
+
+/** PM2's home folder: PM2_HOME, else ~/.pm2, as PM2 itself decides. */
+export function pm2Home(variable: string | undefined = process.env['PM2_HOME']): string {
+  return variable ?? path.join(os.homedir(), '.pm2');
 }
 
 export function loadConfig(env: Env = process.env): Config {

@@ -8,7 +8,7 @@ import { configureLoggingFor, getLogger } from '../logger';
 import { createBackup } from './backup';
 import { type BackupKind } from './dumpFile';
 import { isScheduledLaunch, nextScheduledTime } from './schedule';
-import { recordBackupOutcome, statusFileName } from './status';
+import { type BackupOutcome, recordBackupOutcomeOrWarn } from './status';
 import { messageOf } from '../util/errors';
 
 /** ecosystem.config.js's default for BACKUP_CRON. */
@@ -65,13 +65,9 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   log.info(`Backup of ${target} into ${config.backup.dir} started`);
-  // For the api's /metrics (status.ts). A folder that cannot take the note (full, read-only)
-  // loses only the note: the run's outcome is logged and alerted, and the age alert follows.
-  const record = async (outcome: Parameters<typeof recordBackupOutcome>[2]): Promise<void> => {
-    await recordBackupOutcome(config.backup.dir, config.db.database, outcome).catch((error: unknown) =>
-      log.warn(`Could not record the backup's outcome in ${statusFileName(config.db.database)}: ${messageOf(error)}`),
-    );
-  };
+  // For the api's /metrics (status.ts).
+  const record = (outcome: BackupOutcome): Promise<void> =>
+    recordBackupOutcomeOrWarn(config.backup.dir, config.db.database, outcome, log);
   try {
     const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stop.signal });
     const line =

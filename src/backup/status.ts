@@ -7,6 +7,8 @@
 // fires without anything having to report it.
 import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from '../logger';
+import { messageOf } from '../util/errors';
 import { type BackupKind, type BackupName, compareBackupNames, parseBackupName } from './dumpFile';
 
 export const BACKUP_KINDS: readonly BackupKind[] = ['scheduled', 'predeploy'];
@@ -77,6 +79,24 @@ export async function recordBackupOutcome(
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(temporary, `${JSON.stringify(next)}\n`, { mode: 0o600 });
   await rename(temporary, file);
+}
+
+export type BackupOutcome = Parameters<typeof recordBackupOutcome>[2];
+
+/**
+ * recordBackupOutcome for a backup run: a folder that cannot take the note (full, read-only)
+ * loses only the note, with a WARN line, since the run's own outcome is already logged and
+ * alerted, and the age alert follows.
+ */
+export async function recordBackupOutcomeOrWarn(
+  dir: string,
+  database: string,
+  outcome: BackupOutcome,
+  log: Pick<Logger, 'warn'>,
+): Promise<void> {
+  await recordBackupOutcome(dir, database, outcome).catch((error: unknown) =>
+    log.warn(`Could not record the backup's outcome in ${statusFileName(database)}: ${messageOf(error)}`),
+  );
 }
 
 /**

@@ -3,9 +3,8 @@
 // `npm run migrate` and by every worker at start-up alike; under the migration lock, so only the
 // process that finds something pending takes the backup.
 import { createBackup } from '../backup/backup';
-import { recordBackupOutcome } from '../backup/status';
+import { type BackupOutcome, recordBackupOutcomeOrWarn } from '../backup/status';
 import type { Config } from '../config';
-import { messageOf } from '../util/errors';
 import type { Logger } from '../logger';
 import type { MigrateOptions } from './migrate';
 import { migrations } from './migrations';
@@ -24,10 +23,8 @@ export function migrationOptions(config: Config, log: Logger): MigrateOptions {
           // Named apart (-predeploy) and kept apart: deploys never push the scheduled backups out.
           // Its outcome goes to the status file the metrics read, a failure included: a deploy
           // whose backup fails is what the backup-failure alert is for.
-          const record = (outcome: Parameters<typeof recordBackupOutcome>[2]): Promise<void> =>
-            recordBackupOutcome(config.backup.dir, config.db.database, outcome).catch((error: unknown) =>
-              log.warn(`Could not record the backup's outcome for the metrics: ${messageOf(error)}`),
-            );
+          const record = (outcome: BackupOutcome): Promise<void> =>
+            recordBackupOutcomeOrWarn(config.backup.dir, config.db.database, outcome, log);
           let backup: Awaited<ReturnType<typeof createBackup>>;
           try {
             backup = await createBackup({ ...config.backup, db: config.db, kind: 'predeploy' });

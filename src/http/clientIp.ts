@@ -52,12 +52,15 @@ function withoutPort(hop: string): string {
  */
 export type ClientIpResolver = (req: IncomingMessage) => string;
 
+/** Whether an address (of either family) is in a list; anything that is not an IP is not. */
+export function inAddressList(list: BlockList, address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
 export function clientIpResolver(trustedProxies: readonly string[]): ClientIpResolver {
   const { list } = parseTrustedProxies(trustedProxies);
-  const trusted = (address: string): boolean => {
-    const family = isIP(address);
-    return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
-  };
+  const trusted = (address: string): boolean => inAddressList(list, address);
   const noProxies = trustedProxies.length === 0;
 
   return (req) => {

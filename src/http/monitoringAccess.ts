@@ -4,8 +4,8 @@
 // Also who may use the fault-injection routes: loopback clients that came straight, never through a proxy.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIP } from 'node:net';
-import { type ClientIpResolver, normalizeAddress, parseTrustedProxies } from './clientIp';
+import type { BlockList } from 'node:net';
+import { type ClientIpResolver, inAddressList, normalizeAddress, parseTrustedProxies } from './clientIp';
 
 export interface MonitoringAccessOptions {
   /** Addresses and CIDR ranges allowed without a token (METRICS_ALLOW). */
@@ -14,11 +14,6 @@ export interface MonitoringAccessOptions {
   readonly token: string | undefined;
   readonly trustedProxies: readonly string[];
   readonly clientIp: ClientIpResolver;
-}
-
-function inList(list: BlockList, address: string): boolean {
-  const family = isIP(address);
-  return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 /** Digests have one length whatever the input, so timingSafeEqual can compare them. */
@@ -36,7 +31,7 @@ const LOOPBACK = parseTrustedProxies(['127.0.0.0/8', '::1']).list;
  * connects from loopback too, on behalf of anyone).
  */
 export function isDirectLoopbackClient(req: IncomingMessage): boolean {
-  return !forwarded(req) && inList(LOOPBACK, normalizeAddress(req.socket.remoteAddress ?? ''));
+  return !forwarded(req) && inAddressList(LOOPBACK, normalizeAddress(req.socket.remoteAddress ?? ''));
 }
 
 export class MonitoringAccess {
@@ -71,10 +66,10 @@ export class MonitoringAccess {
    */
   private addressAllowed(req: IncomingMessage): boolean {
     const peer = normalizeAddress(req.socket.remoteAddress ?? '');
-    if (!forwarded(req)) return inList(this.allowList, peer);
-    if (req.headers['x-forwarded-for'] === undefined || !inList(this.trusted, peer)) return false;
+    if (!forwarded(req)) return inAddressList(this.allowList, peer);
+    if (req.headers['x-forwarded-for'] === undefined || !inAddressList(this.trusted, peer)) return false;
     // The resolver falls back to the peer when no hop could be read: that is the proxy, not the client.
     const client = this.options.clientIp(req);
-    return client !== peer && inList(this.allowList, client);
+    return client !== peer && inAddressList(this.allowList, client);
   }
 }

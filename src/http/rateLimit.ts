@@ -114,6 +114,7 @@ export class SharedRateLimiter {
   /** Admitted here and on its way to the store (not yet in `known`). */
   private sending = new Map<string, number>();
   private refused = new Set<string>();
+  private overflowed = new Set<string>();
   /** The sync in flight (with the ones asked for meanwhile). */
   private running: Promise<void> | undefined;
   private syncAgain = false;
@@ -168,9 +169,7 @@ export class SharedRateLimiter {
     const known = this.known.get(client) ?? 0;
     const used = known + unconfirmed;
     if (used >= this.limit) {
-      const firstRefusal = !this.refused.has(client);
-      if (firstRefusal) this.refused.add(client);
-      return { verdict: 'refuse', limit: this.limit, remaining: 0, resetAt, firstRefusal };
+      return { verdict: 'refuse', limit: this.limit, remaining: 0, resetAt, firstRefusal: this.firstOf(this.refused, client) };
     }
     // Near the limit each worker goes ahead by half its share of what is left at most, so
     // workers racing for a client's last requests on views a round trip old overshoot little.
@@ -290,6 +289,22 @@ export class SharedRateLimiter {
     }
   }
 
+  /**
+   * Whether this is the client's first request this minute refused for having too many held
+   * already (logged once a minute, like the limit's own refusals).
+   */
+  firstOverflow(client: string): boolean {
+    this.rollWindow();
+    return this.firstOf(this.overflowed, client);
+  }
+
+  /** Adds the client to this minute's set; true when it was not there yet. */
+  private firstOf(set: Set<string>, client: string): boolean {
+    if (set.has(client)) return false;
+    set.add(client);
+    return true;
+  }
+
   private rollWindow(): void {
     const windowStart = Math.floor(this.now() / WINDOW_MS) * WINDOW_MS;
     if (windowStart === this.windowStart) return;
@@ -299,6 +314,7 @@ export class SharedRateLimiter {
     this.pending = new Map();
     this.sending = new Map();
     this.refused = new Set();
+    this.overflowed = new Set();
     // Each worker tidies up once a minute (a range delete on the key's prefix), keeping the
     // minute just ended for hosts whose clocks are a little behind.
     if (!first) this.store.purgeBefore(windowStart - WINDOW_MS).catch(() => undefined);
@@ -356,9 +372,6 @@ export function rateLimitHandler(
   /** Requests held per client (for its cap), and in all. */
   const heldPerClient = new Map<string, number>();
   let heldCount = 0;
-  /** Clients whose held-request overflow was logged, in the window `overflowWindow`. */
-  let overflowLogged = new Set<string>();
-  let overflowWindow = 0;
   let drainScheduled = false;
 
   const setLimitHeaders = (res: ServerResponse, remaining: number, windowEnd: number): void => {
@@ -492,12 +505,7 @@ export function rateLimitHandler(
 
   /** A client with too many requests held already: refused like any other 429, headers included. */
   const refuseOverflow = (req: IncomingMessage, res: ServerResponse, client: string, remaining: number, windowEnd: number): void => {
-    if (windowEnd !== overflowWindow) {
-      overflowWindow = windowEnd;
-      overflowLogged = new Set();
-    }
-    const first = !overflowLogged.has(client);
-    if (first) overflowLogged.add(client);
+    const first = limiter.firstOverflow(client);
     setLimitHeaders(res, remaining, windowEnd);
     refuse(req, res, 1, first
       ? `client ${client} has ${heldPerClient.get(client) ?? 0} requests waiting for the shared count (${heldCount} on this worker); ` +

@@ -3,9 +3,8 @@
 // from being restarted, stops and reports bad configurations (exit 78), kills api workers whose
 // event loop is stuck, reloads workers past the memory bound, alerts on crash loops and health
 // transitions, and rotates the logs.
-import os from 'node:os';
-import path from 'node:path';
 import { AlertSender } from '../alerts';
+import { pm2Home } from '../config';
 import { Lifecycle } from '../lifecycle';
 import { configureLogging, getLogger } from '../logger';
 import { MetricsSocket } from '../metrics/cluster';
@@ -51,7 +50,7 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   const alerts = new AlertSender(config.alertWebhookUrl, log, { timeoutMs: config.alertTimeoutMs });
   await pm2.connect();
   lifecycle.onShutdown('disconnect from PM2', async () => pm2.disconnect());
-  reportDaemonPolicy(readDaemonPolicy(process.env['PM2_HOME'] ?? path.join(os.homedir(), '.pm2')), log);
+  reportDaemonPolicy(readDaemonPolicy(pm2Home()), log);
   const supervisor = new Supervisor(config, { stop: pm2.stop }, log, alerts);
   const bus = await pm2.launchBus();
   supervisor.attach(bus);
@@ -93,7 +92,7 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
       maxBytes: config.logMaxBytes,
       backups: config.logBackups,
       checkMs: config.logRotateCheckMs,
-      pm2Home: process.env['PM2_HOME'] ?? path.join(os.homedir(), '.pm2'),
+      pm2Home: pm2Home(),
     },
     pm2.reloadLogs,
     log,

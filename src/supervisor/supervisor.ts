@@ -141,8 +141,7 @@ export class Supervisor {
       case 'online': {
         // An app started after this supervisor (or in the same `pm2 start`) gets its series at 0 too.
         if (proc.name !== this.config.ownName) {
-          const oneShot = proc['autorestart'] === false || proc['autorestart'] === 'false';
-          startCounting([proc.name], oneShot ? [proc.name] : []);
+          startCounting([proc.name], isOneShot(proc) ? [proc.name] : []);
         }
         this.stoppingWorkers.delete(workerKey(proc.name, proc.pm_id));
         this.badConfigStops.delete(workerKey(proc.name, proc.pm_id));
@@ -202,8 +201,7 @@ export class Supervisor {
     this.stuckKills.delete(key);
 
     if (code === EXIT_BAD_CONFIGURATION && proc.name !== this.config.ownName) {
-      const oneShotJob = proc['autorestart'] === false || proc['autorestart'] === 'false';
-      await this.stopForBadConfiguration(proc.name, proc.pm_id, 'exit', oneShotJob);
+      await this.stopForBadConfiguration(proc.name, proc.pm_id, 'exit', isOneShot(proc));
       return;
     }
     // Stopped on purpose (by an operator, by PM2, or by us): not a crash.
@@ -212,8 +210,7 @@ export class Supervisor {
       countExit(proc.name, 'stopped');
       return;
     }
-    const oneShot = proc['autorestart'] === false || proc['autorestart'] === 'false';
-    if (oneShot) {
+    if (isOneShot(proc)) {
       this.log.info(`${label} (a one-shot job) exited with code ${code} after ${uptime}`);
       // A failed backup run also shows here, even when it could not record itself in BACKUP_DIR.
       countExit(proc.name, code === 0 ? 'completed' : 'failed');
@@ -429,6 +426,11 @@ function problemsOf(data: unknown): string[] {
   const problems = (data as { problems?: unknown } | undefined)?.problems;
   if (!Array.isArray(problems)) return [];
   return problems.filter((item): item is string => typeof item === 'string').slice(0, 50).map((item) => item.slice(0, 500));
+}
+
+/** A one-shot job (the backup app): PM2 does not restart it, so its exits are runs, not crashes. */
+function isOneShot(proc: BusPacket['process']): boolean {
+  return proc['autorestart'] === false || proc['autorestart'] === 'false';
 }
 
 function workerKey(app: string, worker: number | string): string {

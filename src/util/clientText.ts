@@ -31,13 +31,7 @@ export function escapeControlCharacters(text: string): string {
   return text.replace(UNPRINTABLE, escapeOne);
 }
 
-/** The first `max` characters of text, then `…(+N chars)` saying how much was left out. */
-export function truncate(text: string, max: number): string {
-  const { kept, marker } = cut(text, max);
-  return kept + marker;
-}
-
-/** truncate() in two parts: what is kept, and the marker ('' when nothing was cut). */
+/** The first `max` characters of text, and a marker `…(+N chars)` saying how much was left out ('' when nothing was cut). */
 export function cut(text: string, max: number): { kept: string; marker: string } {
   if (text.length <= max) return { kept: text, marker: '' };
   // Never cut a surrogate pair in two (half of it would be printed as an escape).

@@ -98,7 +98,7 @@ const restartAlways = {
 };
 
 const api = {
-  ...common('api', 'src/main.js', 'src/main.ts'),
+  ...common('api', 'src/api/main.js', 'src/api/main.ts'),
   ...restartAlways,
   // A small young generation: under load V8 otherwise grows it to 3 × 16 MB per worker, which
   // alone would take a worker past its memory budget (bench: memory at steady load).

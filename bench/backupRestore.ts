@@ -3,9 +3,9 @@
 // at the end. Run after `npm run build`:  npx tsx bench/backupRestore.ts [USERS]
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { inspectDumpFile } from '../src/backup/dumpFile';
-import { restoreHoldOffMs } from '../src/backup/restore';
-import { loadConfig } from '../src/config';
+import { inspectDumpFile } from '../src/platform/backups/dumpFile';
+import { restoreHoldOffMs } from '../src/platform/backups/restore';
+import { loadConfig } from '../src/platform/config';
 import { createTestDatabase } from '../test/helpers/database';
 import { runBackup, runScript, type ScriptRun } from '../test/helpers/scripts';
 import { tempDir } from '../test/helpers/service';

@@ -14,7 +14,7 @@ import { createTestDatabase } from '../test/helpers/database';
 import { rawExchange } from '../test/helpers/http';
 import { scrapeSocket } from '../test/helpers/metrics';
 import { createPm2Sandbox, type Pm2Sandbox } from '../test/helpers/pm2';
-import { runScript } from '../scripts/lib/operator';
+import { runScript } from '../src/platform/pm2/operator';
 
 const PATHS = ['/health', '/api/me', '/no-such-path'];
 const REQUEST_SERIES = /^resilient_api_http_requests_total\{/;

@@ -3,7 +3,7 @@
 //
 //   npx tsx bench/metrics-hot-path.ts [requests=2000000]
 import { Counter, Histogram, Registry } from 'prom-client';
-import { LazyHistogram } from '../src/metrics/lazyHistogram';
+import { LazyHistogram } from '../src/platform/metrics/lazyHistogram';
 
 const requests = Number(process.argv[2] ?? 2_000_000);
 const routes = ['/health', '/api/status', '/api/login', '/api/me', 'unmatched'];

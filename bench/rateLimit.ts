@@ -14,7 +14,7 @@
 // at the end.
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { build, ECOSYSTEM_FILE, runScript, step, waitForHealth } from '../scripts/lib/operator';
+import { build, ECOSYSTEM_FILE, runScript, step, waitForHealth } from '../src/platform/pm2/operator';
 import { createTestDatabase } from '../test/helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from '../test/helpers/pm2';
 import { median } from './lib/load';

@@ -14,7 +14,7 @@ import autocannon from 'autocannon';
 import { createTestDatabase } from '../test/helpers/database';
 import { createPm2Sandbox } from '../test/helpers/pm2';
 import { sleep } from '../test/helpers/wait';
-import { runScript } from '../scripts/lib/operator';
+import { runScript } from '../src/platform/pm2/operator';
 
 const limit = Number(process.env['LIMIT'] ?? 600);
 const amount = Number(process.env['AMOUNT'] ?? 3000);

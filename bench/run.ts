@@ -2,7 +2,7 @@
 // Starts the service under a PM2 daemon of its own, against databases of its own, runs each
 // scenario beside its baseline, prints the table and writes bench/results/<date>.md and .json.
 import path from 'node:path';
-import { configureLogging } from '../src/logger';
+import { configureLogging } from '../src/platform/logging/logger';
 import { ROOT, tempDir } from '../test/helpers/service';
 import { createContext, type BenchContext, type ScenarioResult } from './lib/context';
 import { markdown, runInfo, writeResults } from './lib/report';
@@ -14,7 +14,7 @@ import { healthThroughput } from './scenarios/health';
 import { loginFlood } from './scenarios/logins';
 import { registrations } from './scenarios/registrations';
 import { statusAtScale } from './scenarios/statusScale';
-import { messageOf } from '../src/util/errors';
+import { messageOf } from '../src/platform/util/errors';
 
 
 const SCENARIOS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Promise<ScenarioResult>]> = [

@@ -1,10 +1,10 @@
 // npm run migrate [-- --status]: applies pending migrations (or lists them) and exits.
-import { ConfigError, databaseTarget, loadConfig } from '../src/config';
-import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
-import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLoggingFor, getLogger } from '../src/logger';
-import { messageOf } from '../src/util/errors';
-import { runLoggedCommand } from './lib/command';
+import { ConfigError, databaseTarget, loadConfig } from '../src/platform/config';
+import { migrate, MigrationError, migrationStatus } from '../src/platform/db/migrate';
+import { migrationOptions } from '../src/platform/backups/migrationOptions';
+import { configureLoggingFor, getLogger } from '../src/platform/logging/logger';
+import { messageOf } from '../src/platform/util/errors';
+import { runLoggedCommand } from '../src/platform/logging/oneShotCommand';
 
 async function run(): Promise<number> {
   const config = loadConfig();

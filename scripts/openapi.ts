@@ -2,8 +2,8 @@
 // /openapi.json. test/openapi.test.ts fails while the shipped file differs from what the code makes.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openApiText } from '../src/http/openapi';
-import { version } from '../src/version';
+import { openApiText } from '../src/api/http/openapi';
+import { version } from '../src/platform/version';
 
 const SHIPPED_OPENAPI = path.resolve(__dirname, '..', 'docs', 'openapi.json');
 

@@ -1,13 +1,13 @@
 // npm run restore -- FILE [--yes]: loads a backup into the configured database, after a
 // confirmation (--yes skips it). A truncated or foreign file is refused with nothing changed.
 import { createInterface } from 'node:readline/promises';
-import { DumpRejectedError, type DumpFacts } from '../src/backup/dumpFile';
-import { restoreBackup } from '../src/backup/restore';
-import { ConfigError, databaseTarget, loadConfig } from '../src/config';
-import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLoggingFor, getLogger } from '../src/logger';
-import { messageOf, NamedError } from '../src/util/errors';
-import { runLoggedCommand } from './lib/command';
+import { DumpRejectedError, type DumpFacts } from '../src/platform/backups/dumpFile';
+import { restoreBackup } from '../src/platform/backups/restore';
+import { ConfigError, databaseTarget, loadConfig } from '../src/platform/config';
+import { migrationOptions } from '../src/platform/backups/migrationOptions';
+import { configureLoggingFor, getLogger } from '../src/platform/logging/logger';
+import { messageOf, NamedError } from '../src/platform/util/errors';
+import { runLoggedCommand } from '../src/platform/logging/oneShotCommand';
 
 const USAGE = 'usage: npm run restore -- FILE [--yes]';
 

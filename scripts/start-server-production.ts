@@ -5,13 +5,13 @@
 // The JWT secret is not its business: the service finds it itself (src/config.ts).
 //
 //   npm start            npx tsx scripts/start-server-production.ts
-import { databaseTarget, pm2Home } from '../src/config';
-import { daemonPolicyWarning, readDaemonPolicy } from '../src/supervisor/daemonPolicy';
-import { migrate, unreachableCause } from '../src/db/migrate';
-import { migrationOptions } from '../src/db/migrationOptions';
-import { configureLoggingFor, getLogger } from '../src/logger';
-import * as pm2 from '../src/supervisor/pm2';
-import { localUrl } from '../src/util/healthProbe';
+import { databaseTarget, pm2Home } from '../src/platform/config';
+import { daemonPolicyWarning, readDaemonPolicy } from '../src/platform/pm2/daemonPolicy';
+import { migrate, unreachableCause } from '../src/platform/db/migrate';
+import { migrationOptions } from '../src/platform/backups/migrationOptions';
+import { configureLoggingFor, getLogger } from '../src/platform/logging/logger';
+import * as pm2 from '../src/platform/pm2/pm2';
+import { localUrl } from '../src/platform/util/healthProbe';
 import {
   appNames,
   assertPortFree,
@@ -25,8 +25,8 @@ import {
   runScript,
   step,
   waitForHealth,
-} from './lib/operator';
-import { messageOf } from '../src/util/errors';
+} from '../src/platform/pm2/operator';
+import { messageOf } from '../src/platform/util/errors';
 
 const HEALTH_WAIT_MS = 60_000;
 

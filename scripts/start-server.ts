@@ -5,8 +5,8 @@
 // port in use, is refused with one line and nothing is stopped.
 //
 //   npm run dev          npx tsx scripts/start-server.ts
-import * as pm2 from '../src/supervisor/pm2';
-import { localUrl } from '../src/util/healthProbe';
+import * as pm2 from '../src/platform/pm2/pm2';
+import { localUrl } from '../src/platform/util/healthProbe';
 import {
   appNames,
   assertPortFree,
@@ -22,7 +22,7 @@ import {
   runScript,
   step,
   waitForHealth,
-} from './lib/operator';
+} from '../src/platform/pm2/operator';
 
 /** A second Ctrl+C within this time is the same press relayed by npm or tsx. */
 const REPEAT_SIGNAL_GRACE_MS = 2000;

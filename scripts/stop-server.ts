@@ -1,7 +1,7 @@
 // npm stop: stops and removes the project's PM2 apps (each drains first), and the PM2 daemon
 // too when it runs nothing else.
-import * as pm2 from '../src/supervisor/pm2';
-import { appNames, killDaemonIfIdle, removeApps, runScript, step } from './lib/operator';
+import * as pm2 from '../src/platform/pm2/pm2';
+import { appNames, killDaemonIfIdle, removeApps, runScript, step } from '../src/platform/pm2/operator';
 
 async function stopServer(): Promise<void> {
   const names = appNames();

@@ -2,8 +2,8 @@
 // the sender, whatever the webhook does.
 import test from 'ava';
 import nock from 'nock';
-import { AlertSender } from '../src/alerts';
-import { getLogger } from '../src/logger';
+import { AlertSender } from '../src/platform/alerts';
+import { getLogger } from '../src/platform/logging/logger';
 import { freePort } from './helpers/ports';
 import { startWebhookReceiver } from './helpers/webhook';
 

@@ -6,9 +6,9 @@ import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSy
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import test from 'ava';
-import { utcStamp } from '../src/backup/dumpFile';
-import { readStatusFile } from '../src/backup/status';
-import { RETRY_AFTER_SECONDS } from '../src/http/errors';
+import { utcStamp } from '../src/platform/backups/dumpFile';
+import { readStatusFile } from '../src/platform/backups/status';
+import { RETRY_AFTER_SECONDS } from '../src/api/http/errors';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { freePort } from './helpers/ports';
 import { runBackup, runScript } from './helpers/scripts';

@@ -3,8 +3,8 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { backupFileName, parseBackupName } from '../src/backup/dumpFile';
-import { pruneBackups } from '../src/backup/retention';
+import { backupFileName, parseBackupName } from '../src/platform/backups/dumpFile';
+import { pruneBackups } from '../src/platform/backups/retention';
 import { tempDir } from './helpers/service';
 
 test('ten deploy backups in a day leave the nightly backups alone, and keep their own bound', async (t) => {

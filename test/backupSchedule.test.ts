@@ -5,9 +5,9 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { parseBackupName, utcStamp } from '../src/backup/dumpFile';
-import { migrate } from '../src/db/migrate';
-import { getLogger } from '../src/logger';
+import { parseBackupName, utcStamp } from '../src/platform/backups/dumpFile';
+import { migrate } from '../src/platform/db/migrate';
+import { getLogger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { ROOT, tempDir } from './helpers/service';

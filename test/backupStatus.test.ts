@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { readBackupView, readStatusFile, recordBackupOutcome, statusFileName } from '../src/backup/status';
+import { readBackupView, readStatusFile, recordBackupOutcome, statusFileName } from '../src/platform/backups/status';
 import { tempDir } from './helpers/service';
 
 const DB = 'ra_status';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { chaosTargetsMet, describeChaos, HUNG_AFTER_MS, runChaos } from '../bench/lib/chaos';
-import { daemonPolicyWarning, readDaemonPolicy } from '../src/supervisor/daemonPolicy';
+import { daemonPolicyWarning, readDaemonPolicy } from '../src/platform/pm2/daemonPolicy';
 import { createPrivateMariaDb, type PrivateMariaDb } from './helpers/mariadb';
 import { createPm2Sandbox, type Pm2Sandbox } from './helpers/pm2';
 import { sleep, waitFor } from './helpers/wait';

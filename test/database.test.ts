@@ -2,10 +2,10 @@
 // which failures are retried, how often, what a transaction leaves behind, and that no
 // connection leaks.
 import test from 'ava';
-import type { DatabaseConfig } from '../src/config';
-import { Database } from '../src/db/database';
-import { DatabaseUnavailableError, isSafeToRetry } from '../src/db/errors';
-import { getLogger } from '../src/logger';
+import type { DatabaseConfig } from '../src/platform/config';
+import { Database } from '../src/platform/db/database';
+import { DatabaseUnavailableError, isSafeToRetry } from '../src/platform/db/errors';
+import { getLogger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, SHARED_DB, type TestDatabase } from './helpers/database';
 import { startFaultProxy, type FaultProxy } from './helpers/faultProxy';
 import { sleep, waitFor } from './helpers/wait';

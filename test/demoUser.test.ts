@@ -2,9 +2,9 @@
 // who is called demo and chose another password is never removed. The compiled service, started
 // in production on a database that holds such a user.
 import test from 'ava';
-import { PasswordHasher } from '../src/auth/passwords';
-import { migrate } from '../src/db/migrate';
-import { getLogger } from '../src/logger';
+import { PasswordHasher } from '../src/api/auth/passwords';
+import { migrate } from '../src/platform/db/migrate';
+import { getLogger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { startService } from './helpers/service';
 import { waitFor } from './helpers/wait';

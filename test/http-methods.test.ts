@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import restify from 'restify';
-import { supportHeadAndOptions } from '../src/http/methods';
+import { supportHeadAndOptions } from '../src/api/http/methods';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { rawExchange } from './helpers/http';
 import { changes, sample, scrapeMetrics, scrapeSocket } from './helpers/metrics';

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, loadConfig } from '../src/platform/config';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { request } from './helpers/http';
 import { MAIN, ROOT, startService, tempDir, type Service } from './helpers/service';

@@ -1,7 +1,7 @@
 // backend.log: the line format and the events docs/operations.md promises, and never a secret.
 import test from 'ava';
-import { formatLine } from '../src/logger';
-import { redact, registerSecret } from '../src/redact';
+import { formatLine } from '../src/platform/logging/logger';
+import { redact, registerSecret } from '../src/platform/logging/redact';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { startService, type Service } from './helpers/service';
 

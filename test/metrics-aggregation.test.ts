@@ -6,9 +6,9 @@ import net from 'node:net';
 import path from 'node:path';
 import test from 'ava';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { getLogger } from '../src/logger';
-import { aggregate, gatherCluster, MetricsSocket, PEER_TIMEOUT_MS, snapshotOf } from '../src/metrics/cluster';
-import { LazyHistogram, registerCustom } from '../src/metrics/lazyHistogram';
+import { getLogger } from '../src/platform/logging/logger';
+import { aggregate, gatherCluster, MetricsSocket, PEER_TIMEOUT_MS, snapshotOf } from '../src/platform/metrics/cluster';
+import { LazyHistogram, registerCustom } from '../src/platform/metrics/lazyHistogram';
 import { sample } from './helpers/metrics';
 import { tempDir } from './helpers/service';
 

@@ -2,7 +2,7 @@
 // each worker, the supervisor's restart count is in it, and a scrape still answers while a
 // worker is dead or stalled.
 import { readdirSync } from 'node:fs';
-import { version } from '../src/version';
+import { version } from '../src/platform/version';
 import path from 'node:path';
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from './helpers/database';

@@ -2,9 +2,9 @@
 // database is created when it is missing.
 import test from 'ava';
 import mysql from 'mysql2/promise';
-import { migrate, migrationStatus } from '../src/db/migrate';
-import { migrations } from '../src/db/migrations';
-import { getLogger } from '../src/logger';
+import { migrate, migrationStatus } from '../src/platform/db/migrate';
+import { migrations } from '../src/platform/db/migrations';
+import { getLogger } from '../src/platform/logging/logger';
 import { databaseConfig, SHARED_DB, uniqueName } from './helpers/database';
 
 const name = uniqueName('ra_migrate');

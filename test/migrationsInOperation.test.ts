@@ -4,11 +4,11 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { type DatabaseConfig, FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/config';
-import { migrate, MigrationError, migrationStatus } from '../src/db/migrate';
-import { migrations } from '../src/db/migrations';
-import { failingMigration } from '../src/db/migrations/faults';
-import { getLogger } from '../src/logger';
+import { type DatabaseConfig, FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/platform/config';
+import { migrate, MigrationError, migrationStatus } from '../src/platform/db/migrate';
+import { migrations } from '../src/platform/db/migrations';
+import { failingMigration } from '../src/platform/db/migrations/faults';
+import { getLogger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { runScript } from './helpers/scripts';
 import { startService, tempDir } from './helpers/service';

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import test from 'ava';
-import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/config';
+import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/platform/config';
 import { launchBrowser } from './helpers/browser';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import type { Reply } from './helpers/http';

@@ -7,8 +7,8 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import test from 'ava';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
-import { buildOpenApiDocument, openApiText, type JsonObject } from '../src/http/openapi';
-import { version } from '../src/version';
+import { buildOpenApiDocument, openApiText, type JsonObject } from '../src/api/http/openapi';
+import { version } from '../src/platform/version';
 import { ROOT } from './helpers/service';
 
 const SHIPPED = path.join(ROOT, 'docs', 'openapi.json');

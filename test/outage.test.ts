@@ -1,7 +1,7 @@
 // Database outages against a private MariaDB (its own datadir and port): the service notices,
 // answers 503 at once instead of hanging, stays alive, and recovers by itself.
 import test from 'ava';
-import { RETRY_AFTER_SECONDS } from '../src/http/errors';
+import { RETRY_AFTER_SECONDS } from '../src/api/http/errors';
 import { createPrivateMariaDb, type PrivateMariaDb } from './helpers/mariadb';
 import { startService, type Service } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';

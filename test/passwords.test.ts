@@ -4,8 +4,8 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { parseOptions } from '@node-rs/argon2';
 import test from 'ava';
-import { CURRENT_ARGON2ID_COST, HashQueueFullError, PasswordHasher } from '../src/auth/passwords';
-import { ConfigError, loadConfig } from '../src/config';
+import { CURRENT_ARGON2ID_COST, HashQueueFullError, PasswordHasher } from '../src/api/auth/passwords';
+import { ConfigError, loadConfig } from '../src/platform/config';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import type { Reply } from './helpers/http';
 import { startService, type Service } from './helpers/service';

@@ -6,7 +6,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { appendFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/config';
+import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../src/platform/config';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { createPm2Sandbox, PM2_BIN, type Pm2Sandbox } from './helpers/pm2';
 import { ROOT } from './helpers/service';

@@ -3,12 +3,13 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import type { RequestCountStore } from '../src/db/requestCounts';
-import { clientIpResolver, parseTrustedProxies } from '../src/http/clientIp';
-import { rateLimitHandler, SharedRateLimiter, unconfirmedAllowance, WINDOW_MS } from '../src/http/rateLimit';
-import { rateLimitHeld } from '../src/metrics/counters';
+import type { RequestCountStore } from '../src/api/store/requestCounts';
+import { clientIpResolver } from '../src/api/http/clientIp';
+import { parseAddressList } from '../src/platform/util/addresses';
+import { rateLimitHandler, SharedRateLimiter, unconfirmedAllowance, WINDOW_MS } from '../src/api/http/rateLimit';
+import { rateLimitHeld } from '../src/api/metrics/counters';
 import { waitFor } from './helpers/wait';
-import { getLogger } from '../src/logger';
+import { getLogger } from '../src/platform/logging/logger';
 
 /** The shared table, in memory; `failing` makes it behave like an unreachable database. */
 class FakeStore implements RequestCountStore {
@@ -203,8 +204,8 @@ test('X-Forwarded-For is believed only from trusted proxies, and only as far as 
 });
 
 test('TRUSTED_PROXIES entries are checked', (t) => {
-  t.deepEqual(parseTrustedProxies(['10.0.0.1', '10.0.0.0/8', '::1', '2001:db8::/32']).problems, []);
-  t.is(parseTrustedProxies(['10.0.0.0/33', 'proxy.local', '1.2.3.4/x', '1.2.3.4/8/9']).problems.length, 4);
+  t.deepEqual(parseAddressList(['10.0.0.1', '10.0.0.0/8', '::1', '2001:db8::/32']).problems, []);
+  t.is(parseAddressList(['10.0.0.0/33', 'proxy.local', '1.2.3.4/x', '1.2.3.4/8/9']).problems.length, 4);
 });
 
 // The hold path of the handler, on a real HTTP server in this process: the server answers 200

@@ -1,6 +1,6 @@
 // The retry helper: bounded attempts, and no way for an attempt to escape as an uncaught exception.
 import test from 'ava';
-import { withRetry } from '../src/util/retry';
+import { withRetry } from '../src/platform/util/retry';
 
 const policy = { attempts: 3, minDelayMs: 1, maxDelayMs: 2 };
 

@@ -5,10 +5,10 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import type { Logger } from '../src/logger';
-import type { SocketAnswer } from '../src/http/requestLog';
-import { answerOnSocket } from '../src/http/socketAnswers';
-import { OncePerInterval } from '../src/util/oncePerInterval';
+import type { Logger } from '../src/platform/logging/logger';
+import type { SocketAnswer } from '../src/api/http/requestLog';
+import { answerOnSocket } from '../src/api/http/socketAnswers';
+import { OncePerInterval } from '../src/platform/util/oncePerInterval';
 import { rawExchange } from './helpers/http';
 import { waitFor } from './helpers/wait';
 

@@ -4,7 +4,7 @@
 // reason goes only to the auth log and to resilient_api_auth_failures_total{reason}.
 import test from 'ava';
 import { SignJWT, type JWTPayload } from 'jose';
-import { CLOCK_SKEW_SECONDS, TokenService, claimsOf, compactJwsProblem, userIdOf, type TokenRefusal } from '../src/auth/tokens';
+import { CLOCK_SKEW_SECONDS, TokenService, claimsOf, compactJwsProblem, userIdOf, type TokenRefusal } from '../src/api/auth/tokens';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import type { Reply } from './helpers/http';
 import { changes, sample, scrapeMetrics } from './helpers/metrics';

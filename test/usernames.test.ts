@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import mysql from 'mysql2/promise';
-import { canonicalUsername, displayUsername, isRegistrableUsername } from '../src/auth/username';
-import { migrate } from '../src/db/migrate';
-import { migrations } from '../src/db/migrations';
-import { getLogger } from '../src/logger';
+import { canonicalUsername, displayUsername, isRegistrableUsername } from '../src/api/auth/username';
+import { migrate } from '../src/platform/db/migrate';
+import { migrations } from '../src/platform/db/migrations';
+import { getLogger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, SHARED_DB, type TestDatabase } from './helpers/database';
 import type { Reply } from './helpers/http';
 import { startService, type Service } from './helpers/service';

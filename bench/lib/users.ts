@@ -1,8 +1,8 @@
 // Users in bulk for the benchmarks: rows shaped like real ones, with hashes random rather than
 // computed (the rows are what is measured, not argon2id, and random bytes compress as real hashes do).
 import { randomBytes } from 'node:crypto';
-import { migrate } from '../../src/db/migrate';
-import { getLogger } from '../../src/logger';
+import { migrate } from '../../src/platform/db/migrate';
+import { getLogger } from '../../src/platform/logging/logger';
 import { databaseConfig, type TestDatabase } from '../../test/helpers/database';
 
 const BATCH = 5000;

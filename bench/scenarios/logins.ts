@@ -1,6 +1,6 @@
 // A flood of logins, half with the right password: logins per second against what the cores can
 // hash, and /health's latency meanwhile (hashing must not starve the event loop).
-import { PasswordHasher } from '../../src/auth/passwords';
+import { PasswordHasher } from '../../src/api/auth/passwords';
 import { type BenchContext, fixed, type ScenarioResult } from '../lib/context';
 import { runLoad, startTimeline } from '../lib/load';
 

@@ -1,15 +1,15 @@
 // One backup run as an operator or a schedule starts it (`npm run backup`, the PM2 app `backup`):
 // logged to backend.log under the `backup` category, and a failure alerted to ALERT_WEBHOOK_URL.
 // Resolves with the exit code; never rejects.
-import { AlertSender } from '../alerts';
-import { type Config, ConfigError, databaseTarget, type Env, loadConfig } from '../config';
-import { EXIT_BAD_CONFIGURATION, reportBadConfiguration } from '../badConfiguration';
-import { configureLoggingFor, getLogger } from '../logger';
-import { createBackup } from './backup';
-import { type BackupKind } from './dumpFile';
+import { AlertSender } from '../platform/alerts';
+import { type Config, ConfigError, databaseTarget, type Env, loadConfig } from '../platform/config';
+import { EXIT_BAD_CONFIGURATION, reportBadConfiguration } from '../platform/badConfiguration';
+import { configureLoggingFor, getLogger } from '../platform/logging/logger';
+import { createBackup } from '../platform/backups/backup';
+import { type BackupKind } from '../platform/backups/dumpFile';
 import { isScheduledLaunch, nextScheduledTime } from './schedule';
-import { type BackupOutcome, recordBackupOutcomeOrWarn } from './status';
-import { messageOf } from '../util/errors';
+import { type BackupOutcome, recordBackupOutcomeOrWarn } from '../platform/backups/status';
+import { messageOf } from '../platform/util/errors';
 
 /** ecosystem.config.js's default for BACKUP_CRON. */
 const DEFAULT_BACKUP_CRON = '30 1 * * *';

@@ -1,6 +1,6 @@
 // Entry of the scheduled PM2 app `backup` and of `npm run backup`: one run, then exit with its code.
-import { CLEAN_EXIT_MESSAGE } from '../lifecycle';
-import { logFatalSync, shutdownLogging } from '../logger';
+import { CLEAN_EXIT_MESSAGE } from '../platform/lifecycle';
+import { logFatalSync, shutdownLogging } from '../platform/logging/logger';
 import { runBackupJob } from './job';
 
 async function finish(code: number): Promise<void> {

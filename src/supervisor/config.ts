@@ -1,8 +1,8 @@
 // The supervisor reads only what it needs, and never refuses to start over a bad value: it is
 // the one process that must stay up to report on the others. Problems are reported, defaults used.
 import net from 'node:net';
-import { EnvReader, type Env, readAlertWebhookUrl, readLogFiles, readMetricsSocketDir } from '../config';
-import { localUrl } from '../util/healthProbe';
+import { EnvReader, type Env, readAlertWebhookUrl, readLogFiles, readMetricsSocketDir } from '../platform/config';
+import { localUrl } from '../platform/util/healthProbe';
 
 export interface SupervisorConfig {
   readonly logDir: string;

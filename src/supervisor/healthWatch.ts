@@ -1,7 +1,7 @@
 // Probes the service's /health like a monitor would, and reports each transition once:
 // healthy → unhealthy after a few failed probes in a row, unhealthy → healthy at the first good one.
 import { EventEmitter } from 'node:events';
-import { probeHealth } from '../util/healthProbe';
+import { probeHealth } from '../platform/util/healthProbe';
 
 export interface HealthWatchEvents {
   unhealthy: [reason: string];

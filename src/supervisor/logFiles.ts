@@ -1,7 +1,7 @@
 // The supervisor's work on the log files: rotating them (it is the one process allowed to), and
 // reading backend.log's last error lines for a CRITICAL report.
 import { copyFile, open, rename, stat, truncate } from 'node:fs/promises';
-import { clientText } from '../util/clientText';
+import { clientText } from '../platform/util/clientText';
 
 const isLarge = async (file: string, maxBytes: number): Promise<boolean> => {
   try {

@@ -3,7 +3,7 @@
 // ecosystem.config.js) are renamed and PM2 is asked to reload the logs: every app reopens its
 // files, and no line is lost. PM2's own pm2.log is copied and truncated (its daemon cannot reopen).
 import path from 'node:path';
-import type { Logger } from '../logger';
+import type { Logger } from '../platform/logging/logger';
 import { copyTruncateIfLarge, rotateIfLarge } from './logFiles';
 import { access } from 'node:fs/promises';
 

@@ -3,17 +3,17 @@
 // from being restarted, stops and reports bad configurations (exit 78), kills api workers whose
 // event loop is stuck, reloads workers past the memory bound, alerts on crash loops and health
 // transitions, and rotates the logs.
-import { AlertSender } from '../alerts';
-import { pm2Home } from '../config';
-import { Lifecycle } from '../lifecycle';
-import { configureLogging, getLogger } from '../logger';
-import { MetricsSocket } from '../metrics/cluster';
+import { AlertSender } from '../platform/alerts';
+import { pm2Home } from '../platform/config';
+import { Lifecycle } from '../platform/lifecycle';
+import { configureLogging, getLogger } from '../platform/logging/logger';
+import { MetricsSocket } from '../platform/metrics/cluster';
 import { loadSupervisorConfig, type SupervisorConfig } from './config';
-import { readDaemonPolicy, reportDaemonPolicy } from './daemonPolicy';
+import { readDaemonPolicy, reportDaemonPolicy } from '../platform/pm2/daemonPolicy';
 import { HealthWatch } from './healthWatch';
 import { reopenRenamedLogs, startLogRotation } from './logRotation';
 import { createSupervisorRegistry, startCounting } from './metrics';
-import * as pm2 from './pm2';
+import * as pm2 from '../platform/pm2/pm2';
 import { Supervisor } from './supervisor';
 import { WorkerChecks } from './workerChecks';
 

@@ -12,15 +12,15 @@
 //   toward the crash loop.
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AlertSender } from '../alerts';
-import { BAD_CONFIGURATION_MESSAGE_TYPE, EXIT_BAD_CONFIGURATION } from '../badConfiguration';
-import { CLEAN_EXIT_MESSAGE } from '../lifecycle';
-import type { Logger } from '../logger';
+import type { AlertSender } from '../platform/alerts';
+import { BAD_CONFIGURATION_MESSAGE_TYPE, EXIT_BAD_CONFIGURATION } from '../platform/badConfiguration';
+import { CLEAN_EXIT_MESSAGE } from '../platform/lifecycle';
+import type { Logger } from '../platform/logging/logger';
 import { CrashLoopDetector } from './crashLoop';
 import type { SupervisorConfig } from './config';
 import { lastErrorLines, readTail } from './logFiles';
 import { badConfigurations, countExit, countRestart, crashLoops, startCounting } from './metrics';
-import type { Bus, BusPacket, Pm2Process } from './pm2';
+import type { Bus, BusPacket, Pm2Process } from '../platform/pm2/pm2';
 
 /** What the supervisor needs from PM2, so tests can stand in for it. */
 export interface Pm2Control {

@@ -3,15 +3,15 @@
 // killed with SIGKILL (a stuck loop cannot handle SIGINT) for PM2 to restart after its restart
 // delay; a worker past the memory bound is replaced by a graceful reload of just that worker.
 // Each tick also hands PM2's list to the supervisor, which catches exits the bus did not show.
-import { LIVENESS_PING_TOPIC, LIVENESS_PONG_TYPE } from '../liveness';
-import type { Logger } from '../logger';
+import { LIVENESS_PING_TOPIC, LIVENESS_PONG_TYPE } from '../platform/liveness';
+import type { Logger } from '../platform/logging/logger';
 import type { SupervisorConfig } from './config';
 import { LivenessTracker, type OnlineWorker } from './liveness';
 import { MemoryBound } from './memoryBound';
 import { countReload } from './metrics';
-import type { Bus, Pm2Process } from './pm2';
+import type { Bus, Pm2Process } from '../platform/pm2/pm2';
 import type { Supervisor } from './supervisor';
-import { asError } from '../util/errors';
+import { asError } from '../platform/util/errors';
 
 /** What the checks need from PM2 and the system. */
 export interface WorkerControl {

@@ -1,7 +1,7 @@
 // A database of its own for each test file, on the shared MariaDB, dropped afterwards.
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import type { DatabaseConfig } from '../../src/config';
+import type { DatabaseConfig } from '../../src/platform/config';
 
 export const SHARED_DB = {
   host: process.env['TEST_MYSQL_HOST'] ?? '127.0.0.1',

@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isAlive } from '../../src/util/processAlive';
+import { isAlive } from '../../src/platform/util/processAlive';
 import { ROOT } from './service';
 
 export const KEPT_JWT_SECRET = path.join(ROOT, '.jwt-secret');

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { request, type Reply, type RequestOptions } from './http';
 import { freePort } from './ports';
-import { DAEMON_ENVIRONMENT } from '../../scripts/lib/operator';
-import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../../src/config';
+import { DAEMON_ENVIRONMENT } from '../../src/platform/pm2/operator';
+import { FAULT_INJECTION_PRODUCTION_OPT_IN } from '../../src/platform/config';
 import { ROOT } from './service';
 import { waitFor } from './wait';
 

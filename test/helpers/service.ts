@@ -8,7 +8,7 @@ import { request, type Reply, type RequestOptions } from './http';
 import { waitFor } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+export const MAIN = path.join(ROOT, 'dist', 'src', 'api', 'main.js');
 
 // Log folders this helper made. Tests read them after a service stops, so they go only when the
 // test file's process ends (ava gives each file its own process).

@@ -17,6 +17,8 @@ test('an uncaught exception outside a request: stack logged, in-flight request f
   const service = await startService({ env: { ...db.env, FAULT_INJECTION: '1' } });
   try {
     const slow = service.request('/__fault/slow?ms=800');
+    // The service shows no sign of a request being handled to wait for; 100 ms on loopback lets
+    // it arrive before the crash. Were it late, it would be refused and the 200 below would fail.
     await sleep(100);
     t.is((await service.request('/__fault/crash', { method: 'POST' })).status, 202);
     const { code } = await service.exited;

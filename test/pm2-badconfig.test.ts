@@ -62,7 +62,8 @@ async function expectStoppedAndReported(
   // A worker the supervisor stopped before it had failed on its own shows the stop's code instead.
   t.true((await sandbox.workers()).some((w) => w.pm2_env.exit_code === 78));
 
-  // Well past the 3 s restart delay: still down, not one restart more.
+  // Well past the 3 s restart delay: still down, not one restart more. A restart that does not
+  // happen sends no event to wait for, so the delay is let pass.
   await sleep(5000);
   const later = await sandbox.workers();
   t.true(later.every((w) => ['stopped', 'errored'].includes(w.pm2_env.status)), later.map((w) => w.pm2_env.status).join(', '));
@@ -78,6 +79,7 @@ async function expectStoppedAndReported(
   t.regex(sandbox.backendLog(), new RegExp(`FATAL - Invalid configuration: .*${variable}`));
 
   await waitFor('the alert', () => webhook.received.some((a) => a['event'] === 'bad_configuration'), 10_000);
+  // A second alert would come at once: a moment without one shows there is none.
   await sleep(500);
   const alerts = webhook.received.filter((a) => a['event'] === 'bad_configuration');
   t.is(alerts.length, 1);

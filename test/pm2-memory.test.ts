@@ -28,9 +28,8 @@ test.after.always(async () => {
 });
 
 /** Keep-alive clients sending requests back to back until stopped; a failure is a network error or a 5xx. */
-async function load(url: string, clients: number, until: () => boolean): Promise<{ ok: number; failures: string[] }> {
+async function load(url: string, clients: number, until: () => boolean, result = { ok: 0, failures: [] as string[] }): Promise<{ ok: number; failures: string[] }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const result = { ok: 0, failures: [] as string[] };
   const one = (path: string): Promise<void> =>
     new Promise((resolve) => {
       const req = http.get(`${url}${path}`, { agent, timeout: 10_000 }, (res) => {
@@ -50,7 +49,7 @@ async function load(url: string, clients: number, until: () => boolean): Promise
   const client = async (index: number): Promise<void> => {
     for (let i = index; !until(); i++) {
       await one(i % 2 === 0 ? '/api/status' : '/livez');
-      await sleep(5);
+      await sleep(5); // a steady stream, not a flood
     }
   };
   await Promise.all(Array.from({ length: clients }, (_, index) => client(index)));
@@ -63,8 +62,9 @@ test.serial('a worker past API_MAX_MEMORY_MB is reloaded without a failed reques
   t.is(before.length, 2);
   t.true(before.every((w) => (w.monit?.memory ?? 0) > 40 * 1024 * 1024), 'a fresh worker needs more than 40 MB');
   let done = false;
-  const traffic = load(sandbox.url, 4, () => done);
-  await sleep(1000);
+  const answered = { ok: 0, failures: [] as string[] };
+  const traffic = load(sandbox.url, 4, () => done, answered);
+  await waitFor('the traffic flowing', () => answered.ok >= 20, 10_000, 50);
 
   // The supervisor now runs with a bound below what any worker needs.
   await run(process.execPath, [PM2_BIN, 'restart', 'supervisor', '--update-env'], {
@@ -80,7 +80,8 @@ test.serial('a worker past API_MAX_MEMORY_MB is reloaded without a failed reques
   await waitFor('both holds logged', () => new Set([...sandbox.supervisorLog().matchAll(holdLine)].map((m) => m[1])).size === 2, 60_000, 200);
   await waitFor('both replacements done', () => (sandbox.supervisorLog().match(/api worker \d+ replaced \(memory bound\)/g) ?? []).length === 2, 30_000, 200);
 
-  // No loop: a few more seconds, and still one reload per worker.
+  // No loop: a reload that does not happen sends no event to wait for; four more ticks of the
+  // checks (one a second), and still one reload per worker.
   await sleep(4000);
   done = true;
   const result = await traffic;

@@ -64,11 +64,14 @@ test.serial('a clean exit (SIGTERM to the worker) drains, exits 0 and is not res
   const before = await worker();
   process.kill(before.pid, 'SIGTERM');
   await waitFor('the clean exit in supervisor.log', () => /api worker 0 \(pid \d+\) exited cleanly \(code 0\)/.test(sandbox.supervisorLog()), 15_000);
-  // Well past the restart delay, it is still down.
+  await waitFor('the worker stopped', async () => (await worker()).pm2_env.status === 'stopped', 15_000);
+  // A restart that does not happen sends no event to wait for: let the 3 s restart delay pass, with
+  // room to spare, and see that it stayed down.
   await sleep(4500);
   const after = await worker();
   t.is(after.pm2_env.status, 'stopped');
   t.is(after.pm2_env.restart_time, before.pm2_env.restart_time, 'no restart happened');
   t.regex(sandbox.backendLog(), /SIGTERM received; draining[\s\S]*Shutdown complete in \d+ ms; exiting with code 0/);
   await t.throwsAsync(sandbox.request('/health', { timeoutMs: 1000 }));
+  t.notRegex(sandbox.supervisorLog(), /stop requested by an operator/, 'the supervisor knows its own stop');
 });

@@ -3,6 +3,7 @@
 // from being restarted, stops and reports bad configurations (exit 78), kills api workers whose
 // event loop is stuck, reloads workers past the memory bound, alerts on crash loops and health
 // transitions, and rotates the logs.
+import path from 'node:path';
 import { AlertSender } from '../platform/alerts';
 import { pm2Home } from '../platform/config';
 import { Lifecycle } from '../platform/lifecycle';
@@ -12,9 +13,9 @@ import { loadSupervisorConfig, type SupervisorConfig } from './config';
 import { readDaemonPolicy, reportDaemonPolicy } from '../platform/pm2/daemonPolicy';
 import { HealthWatch } from './healthWatch';
 import { reopenRenamedLogs, startLogRotation } from './logRotation';
-import { createSupervisorRegistry, startCounting } from './metrics';
+import { SupervisorMetrics } from './metrics';
 import * as pm2 from '../platform/pm2/pm2';
-import { Supervisor } from './supervisor';
+import { readExitSignal, Supervisor } from './supervisor';
 import { WorkerChecks } from './workerChecks';
 
 function main(): void {
@@ -51,7 +52,15 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   await pm2.connect();
   lifecycle.onShutdown('disconnect from PM2', async () => pm2.disconnect());
   reportDaemonPolicy(readDaemonPolicy(pm2Home()), log);
-  const supervisor = new Supervisor(config, { stop: pm2.stop }, log, alerts);
+  const metrics = new SupervisorMetrics();
+  const pm2Log = path.join(pm2Home(), 'pm2.log');
+  const supervisor = new Supervisor(
+    config,
+    { stop: pm2.stop, exitSignal: (app, worker) => readExitSignal(pm2Log, app, worker) },
+    log,
+    alerts,
+    metrics,
+  );
   const bus = await pm2.launchBus();
   supervisor.attach(bus);
   const checks = new WorkerChecks(
@@ -59,6 +68,7 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
     { list: pm2.list, sendData: pm2.sendData, reload: pm2.reload, kill: (pid) => process.kill(pid, 'SIGKILL') },
     supervisor,
     log,
+    metrics,
   );
   checks.attach(bus);
   const running = await pm2.list();
@@ -67,9 +77,9 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   const watched = running.filter((proc) => proc.name !== undefined && proc.name !== '' && proc.name !== config.ownName);
   // @types/pm2 lacks pm2_env.autorestart; a one-shot job (the backup) has it false.
   const oneShot = watched.filter((proc) => (proc.pm2_env as { autorestart?: boolean } | undefined)?.autorestart === false);
-  startCounting(new Set(watched.map((proc) => proc.name ?? '')), new Set(oneShot.map((proc) => proc.name ?? '')));
+  metrics.startCounting(new Set(watched.map((proc) => proc.name ?? '')), new Set(oneShot.map((proc) => proc.name ?? '')));
   if (config.metricsSocketDir !== undefined) {
-    const socket = new MetricsSocket(config.metricsSocketDir, config.ownName, createSupervisorRegistry(), log);
+    const socket = new MetricsSocket(config.metricsSocketDir, config.ownName, metrics.registry, log);
     if (await socket.listen()) lifecycle.onShutdown('close the metrics socket', () => socket.close());
   }
   log.info(

@@ -19,13 +19,30 @@ import type { Logger } from '../platform/logging/logger';
 import { CrashLoopDetector } from './crashLoop';
 import type { SupervisorConfig } from './config';
 import { lastErrorLines, readTail } from './logFiles';
-import { badConfigurations, countExit, countRestart, crashLoops, startCounting } from './metrics';
+import type { SupervisorMetrics } from './metrics';
 import type { Bus, BusPacket, Pm2Process } from '../platform/pm2/pm2';
 
 /** What the supervisor needs from PM2, so tests can stand in for it. */
 export interface Pm2Control {
   stop(target: string | number): Promise<void>;
+  /** The signal that killed the worker, which PM2 keeps only in its own log (readExitSignal). */
+  exitSignal(app: string, worker: number | string): Promise<string | undefined>;
 }
+
+/** The time, and timers, as the supervisor reads them: tests stand in a clock they move. */
+export interface Clock {
+  now(): number;
+  /** Runs `run` after `ms`, without keeping the process alive. */
+  later(ms: number, run: () => void): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  later: (ms, run) => void setTimeout(run, ms).unref(),
+};
+
+/** The lines the supervisor writes (supervisor.log). */
+export type SupervisorLog = Pick<Logger, 'info' | 'warn' | 'error' | 'fatal'>;
 
 /** A clean-exit or bad-configuration message counts for the exit that follows within this time. */
 const CLEAN_EXIT_VALIDITY_MS = 30_000;
@@ -70,23 +87,25 @@ export class Supervisor {
   constructor(
     private readonly config: SupervisorConfig,
     private readonly pm2: Pm2Control,
-    private readonly log: Logger,
-    private readonly alerts: AlertSender,
+    private readonly log: SupervisorLog,
+    private readonly alerts: Pick<AlertSender, 'send'>,
+    private readonly metrics: SupervisorMetrics,
+    private readonly clock: Clock = systemClock,
   ) {
     this.detector = new CrashLoopDetector({ maxRestarts: config.maxRestarts, stableWindowMs: config.stableWindowMs });
   }
 
   attach(bus: Bus): void {
     bus.on('process:event', (packet) => {
-      this.onProcessEvent(packet).catch((error: unknown) => this.log.error('Supervisor failed to handle an event', error));
+      this.handleProcessEvent(packet).catch((error: unknown) => this.log.error('Supervisor failed to handle an event', error));
     });
     bus.on(CLEAN_EXIT_MESSAGE.type, (packet) => {
-      this.cleanExits.set(workerKey(packet.process.name, packet.process.pm_id), Date.now());
+      this.cleanExits.set(workerKey(packet.process.name, packet.process.pm_id), this.clock.now());
     });
     bus.on(BAD_CONFIGURATION_MESSAGE_TYPE, (packet) => {
       const problems = problemsOf(packet.data);
       if (problems.length > 0) {
-        this.badConfigMessages.set(workerKey(packet.process.name, packet.process.pm_id), { problems, at: Date.now() });
+        this.badConfigMessages.set(workerKey(packet.process.name, packet.process.pm_id), { problems, at: this.clock.now() });
       }
     });
   }
@@ -98,7 +117,7 @@ export class Supervisor {
 
   /** workerChecks.ts reloads this worker for memory: the reload event that follows is not an operator's. */
   noteMemoryReload(app: string, worker: number): void {
-    this.memoryReloads.set(workerKey(app, worker), Date.now());
+    this.memoryReloads.set(workerKey(app, worker), this.clock.now());
   }
 
   /**
@@ -131,7 +150,8 @@ export class Supervisor {
     }
   }
 
-  private async onProcessEvent(packet: BusPacket): Promise<void> {
+  /** One `process:event` of PM2's bus (exit, online, an operator's action); resolves once it is handled. */
+  async handleProcessEvent(packet: BusPacket): Promise<void> {
     const proc = packet.process;
     const label = `${proc.name} worker ${proc.pm_id}`;
     switch (packet.event) {
@@ -141,7 +161,7 @@ export class Supervisor {
       case 'online': {
         // An app started after this supervisor (or in the same `pm2 start`) gets its series at 0 too.
         if (proc.name !== this.config.ownName) {
-          startCounting([proc.name], isOneShot(proc) ? [proc.name] : []);
+          this.metrics.startCounting([proc.name], isOneShot(proc) ? [proc.name] : []);
         }
         this.stoppingWorkers.delete(workerKey(proc.name, proc.pm_id));
         this.badConfigStops.delete(workerKey(proc.name, proc.pm_id));
@@ -181,13 +201,14 @@ export class Supervisor {
   private async onExit(packet: BusPacket): Promise<void> {
     const proc = packet.process;
     const key = workerKey(proc.name, proc.pm_id);
-    // The echo of our own stop after a clean exit: already reported.
-    if (this.stoppingWorkers.delete(key)) return;
+    // The echo of our own stop after a clean exit: already reported. The key stays for the
+    // `stop` event PM2 sends after this echo (isOurStop), or until the worker is online again.
+    if (this.stoppingWorkers.has(key)) return;
     const run = `${key}@${proc.pm_uptime ?? 0}`;
     if (this.handledRuns.has(run)) return;
     this.handledRuns.add(run);
     if (this.handledRuns.size > 1000) this.handledRuns.delete(this.handledRuns.values().next().value ?? '');
-    const at = packet.at ?? Date.now();
+    const at = packet.at ?? this.clock.now();
     const uptimeMs = proc.pm_uptime ? Math.max(0, at - proc.pm_uptime) : 0;
     const code = proc.exit_code ?? 0;
     const uptime = `${(uptimeMs / 1000).toFixed(1)} s`;
@@ -207,22 +228,22 @@ export class Supervisor {
     // Stopped on purpose (by an operator, by PM2, or by us): not a crash.
     if (proc.status === 'stopping' || this.stoppedByUs.has(proc.name) || String(proc.pm_id).startsWith('_old_')) {
       this.log.info(`${label} exited with code ${code} after ${uptime} (stopped on purpose)`);
-      countExit(proc.name, 'stopped');
+      this.metrics.countExit(proc.name, 'stopped');
       return;
     }
     if (isOneShot(proc)) {
       this.log.info(`${label} (a one-shot job) exited with code ${code} after ${uptime}`);
       // A failed backup run also shows here, even when it could not record itself in BACKUP_DIR.
-      countExit(proc.name, code === 0 ? 'completed' : 'failed');
+      this.metrics.countExit(proc.name, code === 0 ? 'completed' : 'failed');
       return;
     }
     if (proc.name === this.config.ownName) {
       this.log.warn(`${label} (this supervisor) exited with code ${code} after ${uptime}; PM2 restarts it`);
       return;
     }
-    if (code === 0 && announcedAt !== undefined && Date.now() - announcedAt < CLEAN_EXIT_VALIDITY_MS) {
+    if (code === 0 && announcedAt !== undefined && this.clock.now() - announcedAt < CLEAN_EXIT_VALIDITY_MS) {
       this.log.info(`${label} exited cleanly (code 0) after ${uptime}; not restarting it`);
-      countExit(proc.name, 'clean');
+      this.metrics.countExit(proc.name, 'clean');
       // Stopping it inside PM2's restart delay cancels the pending restart.
       this.stoppingWorkers.add(key);
       await this.stopQuietly(proc.pm_id, `${label} (clean exit)`);
@@ -234,9 +255,9 @@ export class Supervisor {
       ? `SIGKILL from the supervisor (${stuck.reason})`
       : code !== 0
         ? `code ${code}`
-        : `signal ${await this.signalOf(proc.name, proc.pm_id)}`;
+        : `signal ${(await this.pm2.exitSignal(proc.name, proc.pm_id)) ?? 'unknown (PM2 reports exit code 0)'}`;
     const reason = killedStuck ? 'stuck' : code !== 0 ? 'crash' : 'signal';
-    countExit(proc.name, reason);
+    this.metrics.countExit(proc.name, reason);
     const verdict = this.detector.recordCrash(proc.name, proc.pm_id, uptimeMs);
     const restarts = proc.restart_time ?? 0;
     if (verdict.tripped) {
@@ -244,7 +265,7 @@ export class Supervisor {
       return;
     }
     const policy = this.detector.policy;
-    countRestart(proc.name, reason);
+    this.metrics.countRestart(proc.name, reason);
     const counted = verdict.count === 0
       ? `a stable run, crash-loop count reset`
       : `short run ${verdict.count} of ${policy.maxRestarts} allowed`;
@@ -284,13 +305,13 @@ export class Supervisor {
   ): Promise<void> {
     const said = this.badConfigMessages.get(key);
     this.badConfigMessages.delete(key);
-    if (seenIn === 'exit') countExit(app, 'bad_configuration');
+    if (seenIn === 'exit') this.metrics.countExit(app, 'bad_configuration');
     const problems =
-      said !== undefined && Date.now() - said.at < CLEAN_EXIT_VALIDITY_MS
+      said !== undefined && this.clock.now() - said.at < CLEAN_EXIT_VALIDITY_MS
         ? said.problems.join('; ')
         : await this.lastConfigurationProblems();
     const bounded = problems.length > MAX_PROBLEMS_CHARS ? `${problems.slice(0, MAX_PROBLEMS_CHARS)}…` : problems;
-    const now = Date.now();
+    const now = this.clock.now();
     const recent = (report: { problems: string; at: number } | undefined): boolean =>
       report !== undefined && report.problems === bounded && now - report.at < BAD_CONFIG_REPORT_WINDOW_MS;
     const alreadyReported = recent(this.badConfigReported.get(app));
@@ -320,10 +341,10 @@ export class Supervisor {
     }
     const gathering = { apps: new Map<string, boolean>([[app, oneShot]]) };
     this.badConfigPending.set(bounded, gathering);
-    setTimeout(() => {
+    this.clock.later(BAD_CONFIG_GATHER_MS, () => {
       this.badConfigPending.delete(bounded);
       this.reportBadConfiguration(gathering.apps, bounded);
-    }, BAD_CONFIG_GATHER_MS).unref();
+    });
   }
 
   /** The one CRITICAL line and alert for the apps one bad configuration stopped; long-running apps first. */
@@ -339,7 +360,7 @@ export class Supervisor {
       `${names.join(', ')} stopped: bad configuration (exit code ${EXIT_BAD_CONFIGURATION}); no restart can fix it: ` +
       `${problems}. ${consequence.join('; ')}.`;
     this.log.fatal(message);
-    for (const name of names) badConfigurations.inc({ app: name });
+    for (const name of names) this.metrics.countBadConfiguration(name);
     void this.alerts.send({
       level: 'CRITICAL',
       app: names[0] ?? 'unknown',
@@ -369,7 +390,7 @@ export class Supervisor {
       `Last errors: ${errors.length > 0 ? errors.join(' | ') : 'none in backend.log'}`;
     // FATAL is written as a line that begins with CRITICAL (see logger.ts's layout).
     this.log.fatal(message);
-    crashLoops.inc({ app });
+    this.metrics.countCrashLoop(app);
     void this.alerts.send({
       level: 'CRITICAL',
       app,
@@ -384,12 +405,12 @@ export class Supervisor {
     const key = workerKey(app, worker);
     const startedAt = this.memoryReloads.get(key);
     this.memoryReloads.delete(key);
-    return startedAt !== undefined && Date.now() - startedAt < 60_000;
+    return startedAt !== undefined && this.clock.now() - startedAt < 60_000;
   }
 
   private isOurStop(app: string, worker: number | string): boolean {
     const key = workerKey(app, worker);
-    return this.stoppedByUs.has(app) || this.stoppingWorkers.has(key) || this.badConfigStops.delete(key);
+    return this.stoppedByUs.has(app) || this.stoppingWorkers.delete(key) || this.badConfigStops.delete(key);
   }
 
   private async stopQuietly(target: string | number, what: string): Promise<void> {
@@ -399,19 +420,6 @@ export class Supervisor {
       this.log.error(`Could not stop ${what}`, error);
     }
   }
-
-  /** PM2 keeps the signal of a death only in its own log; read it from there if we can. */
-  private async signalOf(app: string, worker: number | string): Promise<string> {
-    const home = process.env['PM2_HOME'];
-    if (!home) return 'unknown (PM2 reports exit code 0)';
-    // PM2 writes the line just before it tells the bus; give the write a moment.
-    await sleep(100);
-    const tail = await readTail(path.join(home, 'pm2.log'), 32 * 1024);
-    const name = `${app}:${worker}`;
-    let signal: string | undefined;
-    for (const match of tail.matchAll(PM2_SIGNAL_EXIT)) if (match[1] === name) signal = match[2];
-    return signal ?? 'unknown (PM2 reports exit code 0)';
-  }
 }
 
 /**
@@ -420,6 +428,18 @@ export class Supervisor {
  * the log is scanned from two starts.
  */
 const PM2_SIGNAL_EXIT = /App \[([^[\]\n]*)\] exited with code \[0\] via signal \[(\w+)\]/g;
+
+/** The signal that killed `app`'s worker `worker`, from PM2's own log (`pm2.log` in PM2_HOME), if it says. */
+export async function readExitSignal(pm2LogFile: string, app: string, worker: number | string): Promise<string | undefined> {
+  const name = `${app}:${worker}`;
+  const lastSignal = async (): Promise<string | undefined> => {
+    let signal: string | undefined;
+    for (const match of (await readTail(pm2LogFile, 32 * 1024)).matchAll(PM2_SIGNAL_EXIT)) if (match[1] === name) signal = match[2];
+    return signal;
+  };
+  // PM2 writes the line just before it tells the bus: if it is not there yet, give the write a moment.
+  return (await lastSignal()) ?? (await sleep(100).then(lastSignal));
+}
 
 /** The problems a bad-configuration message carries, as bounded strings. */
 function problemsOf(data: unknown): string[] {

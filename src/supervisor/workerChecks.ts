@@ -8,9 +8,9 @@ import type { Logger } from '../platform/logging/logger';
 import type { SupervisorConfig } from './config';
 import { LivenessTracker, type OnlineWorker } from './liveness';
 import { MemoryBound } from './memoryBound';
-import { countReload } from './metrics';
+import type { SupervisorMetrics } from './metrics';
 import type { Bus, Pm2Process } from '../platform/pm2/pm2';
-import type { Supervisor } from './supervisor';
+import { type Clock, type Supervisor, systemClock } from './supervisor';
 import { asError } from '../platform/util/errors';
 
 /** What the checks need from PM2 and the system. */
@@ -36,6 +36,8 @@ export class WorkerChecks {
     private readonly control: WorkerControl,
     private readonly supervisor: Pick<Supervisor, 'reconcile' | 'noteStuckKill' | 'noteMemoryReload'>,
     private readonly log: Logger,
+    private readonly metrics: Pick<SupervisorMetrics, 'countReload'>,
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
     this.liveness = new LivenessTracker(config.stuckWorkerTimeoutMs);
     this.memory = new MemoryBound(config.apiMaxMemoryBytes, config.memoryReloadCooldownMs);
@@ -45,7 +47,7 @@ export class WorkerChecks {
     bus.on(LIVENESS_PONG_TYPE, (packet) => {
       const pid = (packet.data as { pid?: unknown } | undefined)?.pid;
       if (typeof packet.process.pm_id === 'number' && typeof pid === 'number') {
-        this.liveness.answered(packet.process.pm_id, pid, Date.now());
+        this.liveness.answered(packet.process.pm_id, pid, this.clock.now());
       }
     });
   }
@@ -66,7 +68,7 @@ export class WorkerChecks {
 
   async tick(): Promise<void> {
     const processes = await this.control.list();
-    const now = Date.now();
+    const now = this.clock.now();
     await this.supervisor.reconcile(processes);
     const online = processes.filter(
       (proc) => proc.name === this.config.apiName && typeof proc.pm_id === 'number' && proc.pm2_env?.status === 'online' && (proc.pid ?? 0) > 0,
@@ -81,7 +83,7 @@ export class WorkerChecks {
     const stuck = this.liveness.check(workers, now);
     for (const worker of stuck) this.killStuck(worker.pmId, worker.pid, worker.silentMs);
 
-    const sentAt = Date.now();
+    const sentAt = this.clock.now();
     await Promise.all(
       workers.map((worker) => this.control.sendData(worker.pmId, LIVENESS_PING_TOPIC, { sentAt }).catch(() => undefined)),
     );
@@ -122,7 +124,7 @@ export class WorkerChecks {
     }
     this.log.warn(`${over}; reloading it gracefully (its replacement is ready before it drains)`);
     this.memory.reloaded(pmId, now);
-    countReload(this.config.apiName, 'memory');
+    this.metrics.countReload(this.config.apiName, 'memory');
     this.reloading = true;
     this.supervisor.noteMemoryReload(this.config.apiName, pmId);
     this.control.reload(pmId).then(

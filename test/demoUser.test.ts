@@ -3,6 +3,7 @@
 // in production on a database that holds such a user.
 import test from 'ava';
 import { PasswordHasher } from '../src/api/auth/passwords';
+import { createApiCounters } from '../src/api/metrics/counters';
 import { migrate } from '../src/platform/db/migrate';
 import { getLogger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
@@ -17,7 +18,7 @@ test.after.always(async () => {
 test('production start-up keeps a user called demo whose password is not demo-password', async (t) => {
   db = await createTestDatabase('ra_demo');
   await migrate(databaseConfig(db.name), getLogger('test'));
-  const hasher = new PasswordHasher({ concurrency: 1, queueLimit: 4 });
+  const hasher = new PasswordHasher({ concurrency: 1, queueLimit: 4, counters: createApiCounters() });
   try {
     await db.query("INSERT INTO users (username, password_hash) VALUES ('demo', ?)", [await hasher.hash('a-password-of-their-own')]);
   } finally {

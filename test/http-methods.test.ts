@@ -8,6 +8,8 @@ import path from 'node:path';
 import test from 'ava';
 import restify from 'restify';
 import { supportHeadAndOptions } from '../src/api/http/methods';
+import { ResponseWriter } from '../src/api/http/respond';
+import { securityHeaderPairs } from '../src/api/http/securityHeaders';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { rawExchange } from './helpers/http';
 import { changes, sample, scrapeMetrics, scrapeSocket } from './helpers/metrics';
@@ -359,7 +361,7 @@ test.serial('a request asking for an Upgrade (websocket, h2c) is answered as the
 
 test('a route with a HEAD or OPTIONS of its own keeps it, registered before or after its GET', async (t) => {
   const server = restify.createServer({ name: '' });
-  supportHeadAndOptions(server);
+  supportHeadAndOptions(server, new ResponseWriter(securityHeaderPairs({ hsts: false }), () => undefined));
   const answer = (text: string) => (_req: restify.Request, res: restify.Response, next: restify.Next) => {
     res.setHeader('X-Handler', text);
     res.setHeader('Content-Length', text.length);

@@ -1,7 +1,7 @@
 // backend.log: the line format and the events docs/operations.md promises, and never a secret.
 import test from 'ava';
 import { formatLine } from '../src/platform/logging/logger';
-import { redact, registerSecret } from '../src/platform/logging/redact';
+import { redact, secretsToMask } from '../src/platform/logging/redact';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import { startService, type Service } from './helpers/service';
 
@@ -67,7 +67,7 @@ test('formatLine puts an error message on the line and its stack on the lines af
 
 test('redact removes passwords, tokens and registered secrets in every usual shape', (t) => {
   const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl';
-  registerSecret('db-password-xyz');
+  const secrets = secretsToMask(['db-password-xyz', 'abc', undefined]);
   const cases: Array<[string, string]> = [
     ['{"username":"a","password":"hunter22"}', 'hunter22'],
     ['{"password": "with \\"quote\\" inside"}', 'inside'],
@@ -80,10 +80,11 @@ test('redact removes passwords, tokens and registered secrets in every usual sha
     ['{"jwt_secret":"zzz-secret"}', 'zzz-secret'],
   ];
   for (const [input, secret] of cases) {
-    const output = redact(input);
+    const output = redact(input, secrets);
     t.false(output.includes(secret), `${input} → ${output}`);
     t.true(output.includes('[REDACTED]'), output);
   }
+  t.is(redact('a short abc stays', secrets), 'a short abc stays', 'values too short to mask are left alone');
   t.is(redact('Login attempt for user: demo'), 'Login attempt for user: demo');
   t.is(redact('Authentication required (missing bearer token)'), 'Authentication required (missing bearer token)');
 });

@@ -5,6 +5,7 @@ import { randomBytes, scryptSync } from 'node:crypto';
 import { parseOptions } from '@node-rs/argon2';
 import test from 'ava';
 import { CURRENT_ARGON2ID_COST, HashQueueFullError, PasswordHasher } from '../src/api/auth/passwords';
+import { createApiCounters } from '../src/api/metrics/counters';
 import { ConfigError, loadConfig } from '../src/platform/config';
 import { createTestDatabase, type TestDatabase } from './helpers/database';
 import type { Reply } from './helpers/http';
@@ -20,9 +21,11 @@ function oldScryptHash(password: string): string {
   return ['scrypt', 2 ** 14, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
-const hasher = new PasswordHasher({ concurrency: 2, queueLimit: 100 });
+/** Counters of these in-process hashers, read by nothing. */
+const counters = createApiCounters();
+const hasher = new PasswordHasher({ concurrency: 2, queueLimit: 100, counters });
 /** Weaker than the current cost: what an older release could have stored. */
-const weakHasher = new PasswordHasher({ concurrency: 1, queueLimit: 10, cost: { memoryCost: 8192, timeCost: 1, parallelism: 1 } });
+const weakHasher = new PasswordHasher({ concurrency: 1, queueLimit: 10, counters, cost: { memoryCost: 8192, timeCost: 1, parallelism: 1 } });
 
 test.after.always(() => {
   hasher.close();
@@ -86,7 +89,7 @@ test('needsRehash: scrypt and weaker argon2id yes, the current cost no', async (
   t.true(hasher.needsRehash(oldScryptHash('password one')));
   t.true(hasher.needsRehash('not a hash'));
   // A stronger hash than the current cost is kept.
-  const stronger = new PasswordHasher({ concurrency: 1, queueLimit: 1, cost: { memoryCost: 19456, timeCost: 3, parallelism: 1 } });
+  const stronger = new PasswordHasher({ concurrency: 1, queueLimit: 1, counters, cost: { memoryCost: 19456, timeCost: 3, parallelism: 1 } });
   try {
     t.false(hasher.needsRehash(await stronger.hash('password one')));
   } finally {
@@ -95,7 +98,7 @@ test('needsRehash: scrypt and weaker argon2id yes, the current cost no', async (
 });
 
 test('the queue refuses at once beyond its bound, while no more than `concurrency` hashes run', async (t) => {
-  const bounded = new PasswordHasher({ concurrency: 2, queueLimit: 3 });
+  const bounded = new PasswordHasher({ concurrency: 2, queueLimit: 3, counters });
   try {
     const settled: Array<{ index: number; outcome: 'hashed' | 'refused' | 'failed'; at: number }> = [];
     const started = performance.now();
@@ -130,7 +133,7 @@ test('the queue refuses at once beyond its bound, while no more than `concurrenc
 });
 
 test('an unknown user’s decoy check costs a real check and is refused like one when the queue is full', async (t) => {
-  const tiny = new PasswordHasher({ concurrency: 1, queueLimit: 1 });
+  const tiny = new PasswordHasher({ concurrency: 1, queueLimit: 1, counters });
   try {
     t.false(await tiny.verifyDecoy('warm-up: makes the decoy hash'));
     const busy = [tiny.hash('running'), tiny.hash('waiting')];

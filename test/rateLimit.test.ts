@@ -7,7 +7,9 @@ import type { RequestCountStore } from '../src/api/store/requestCounts';
 import { clientIpResolver } from '../src/api/http/clientIp';
 import { parseAddressList } from '../src/platform/util/addresses';
 import { rateLimitHandler, SharedRateLimiter, unconfirmedAllowance, WINDOW_MS } from '../src/api/http/rateLimit';
-import { rateLimitHeld } from '../src/api/metrics/counters';
+import { createApiCounters } from '../src/api/metrics/counters';
+import { ResponseWriter } from '../src/api/http/respond';
+import { securityHeaderPairs } from '../src/api/http/securityHeaders';
 import { waitFor } from './helpers/wait';
 import { getLogger } from '../src/platform/logging/logger';
 
@@ -236,10 +238,12 @@ async function limitedServer(
   t: { teardown(fn: () => void): void },
   limiter: SharedRateLimiter,
   resume?: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ get(client: string): Promise<Answer>; url: string; held: () => number }> {
+): Promise<{ get(client: string): Promise<Answer>; url: string; held: () => number; heldOutcome(outcome: string): Promise<number> }> {
   // Every "client" is named by X-Forwarded-For, as behind a trusted proxy.
   const clientIp = (req: IncomingMessage): string => String(req.headers['x-forwarded-for']);
-  const handler = rateLimitHandler(limiter, clientIp, log, resume ?? ((req, res) => void server.emit('request', req, res)));
+  const counters = createApiCounters();
+  const writer = new ResponseWriter(securityHeaderPairs({ hsts: false }), () => undefined);
+  const handler = rateLimitHandler(limiter, clientIp, log, resume ?? ((req, res) => void server.emit('request', req, res)), { writer, counters });
   const server = http.createServer((req, res) => {
     if (handler(req, res)) res.end('{"ok":true}');
   });
@@ -264,16 +268,16 @@ async function limitedServer(
       });
       req.on('error', reject);
     });
-  return { get, url, held: handler.held };
+  /** How many held requests ended with `outcome`, as resilient_api_rate_limit_held_total counts them. */
+  const heldOutcome = async (outcome: string): Promise<number> =>
+    (await counters.rateLimitHeld.get()).values.find((v) => v.labels['outcome'] === outcome)?.value ?? 0;
+  return { get, url, held: handler.held, heldOutcome };
 }
-
-const heldOutcome = async (outcome: string): Promise<number> =>
-  (await rateLimitHeld.get()).values.find((v) => v.labels['outcome'] === outcome)?.value ?? 0;
 
 test.serial('held requests of a hung store are answered within the hold deadline, decided on the worker\'s counts', async (t) => {
   const store = new GatedStore();
   const limiter = new SharedRateLimiter(20, store, log, { workers: 2, holdDeadlineMs: 1000 });
-  const { get } = await limitedServer(t, limiter);
+  const { get, heldOutcome } = await limitedServer(t, limiter);
   const deadlinesBefore = await heldOutcome('deadline');
   // Allowance 2: the first two are admitted at once, the other four held; the store never answers.
   const answers = await Promise.all(Array.from({ length: 6 }, () => get('192.0.2.70')));
@@ -305,7 +309,7 @@ test.serial('a request that fails while handed back is answered 500; the others 
   const store = new GatedStore();
   const limiter = new SharedRateLimiter(10, store, log, { workers: 2 });
   let resumed = 0;
-  const { get, held } = await limitedServer(t, limiter, (req, res) => {
+  const { get, held, heldOutcome } = await limitedServer(t, limiter, (req, res) => {
     resumed++;
     if (resumed === 1) throw new Error('a pre handler threw');
     res.end('{"ok":true}');
@@ -348,7 +352,7 @@ test.serial('one client\'s holds are capped at its remaining budget: only its ov
 test.serial('a client that disconnects while held leaves the queue at once and is not counted', async (t) => {
   const store = new GatedStore();
   const limiter = new SharedRateLimiter(10, store, log, { workers: 2 });
-  const { get, url, held } = await limitedServer(t, limiter);
+  const { get, url, held, heldOutcome } = await limitedServer(t, limiter);
   const goneBefore = await heldOutcome('gone');
   const first = get('192.0.2.75');
   // The second is held (allowance 1); its client gives up.

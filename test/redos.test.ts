@@ -50,7 +50,7 @@ test('every regular expression in src/ and scripts/ is a constant and runs in li
 test('the checker catches backtracking patterns, the old redaction rules among them', (t) => {
   const oldRules: Array<[string, string]> = [
     ['^(a+)+$', ''],
-    // src/redact.ts before: a key found by scanning the same run once per start position.
+    // src/platform/logging/redact.ts before: a key found by scanning the same run once per start position.
     [
       '\\b([\\w-]*(?:password|passwd|pwd|secret|token|authorization|jwt_secret|api[_-]?key|cookie)[\\w-]*\\s*[=:]\\s*)(?!\\s*")[^\\s&,;]+',
       'gi',

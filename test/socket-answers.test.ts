@@ -1,4 +1,4 @@
-// Answers written on the socket (src/http/socketAnswers.ts) around requests the server holds,
+// Answers written on the socket (src/api/http/socketAnswers.ts) around requests the server holds,
 // as the rate limit holds one for a sync: through a real Node HTTP server on a port and raw
 // sockets, in process, so a test can hold and resume a request and look at the server's side of
 // the connection. And the once-per-client throttle of their WARN lines.
@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Logger } from '../src/platform/logging/logger';
 import type { SocketAnswer } from '../src/api/http/requestLog';
+import { securityHeaderPairs } from '../src/api/http/securityHeaders';
 import { answerOnSocket } from '../src/api/http/socketAnswers';
 import { OncePerInterval } from '../src/platform/util/oncePerInterval';
 import { rawExchange } from './helpers/http';
@@ -31,6 +32,7 @@ async function holdingServer(options: http.ServerOptions): Promise<{ port: numbe
     clientIp: (req) => req.socket.remoteAddress ?? '?',
     routes: { allowedAt: () => undefined, allMethods: () => [] },
     tls: false,
+    securityHeaders: securityHeaderPairs({ hsts: false }),
   });
   await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve));
   return {

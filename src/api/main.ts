@@ -11,7 +11,8 @@ import { UserRepository } from './store/users';
 import { removeDemoUser, seedDemoUser } from './auth/demoUser';
 import { OverloadGuard } from './http/overload';
 import { createServer } from './http/server';
-import { closeConnectionsAfterResponses } from './http/respond';
+import type { ResponseWriter } from './http/respond';
+import { createApiCounters } from './metrics/counters';
 import { Lifecycle } from '../platform/lifecycle';
 import { configureLoggingFor, getLogger, logFatalSync } from '../platform/logging/logger';
 import { answerLivenessPings } from '../platform/liveness';
@@ -38,8 +39,8 @@ const IDLE_SOCKET_GRACE_MS = 1000;
  * very moment, and closing it under that request is how requests fail during a reload. Such a
  * request is answered (with Connection: close); sockets still idle after a grace are closed.
  */
-function drainHttp(httpServer: http.Server): Promise<void> {
-  closeConnectionsAfterResponses();
+function drainHttp(httpServer: http.Server, writer: ResponseWriter): Promise<void> {
+  writer.closeConnectionsAfterResponses();
   return new Promise<void>((resolve) => {
     net.Server.prototype.close.call(httpServer, () => resolve());
     setTimeout(() => httpServer.closeIdleConnections(), IDLE_SOCKET_GRACE_MS).unref();
@@ -61,12 +62,15 @@ async function main(): Promise<void> {
   log.info(`JWT secret from ${config.jwt.source}`);
 
   try {
+    // Counted into whether or not METRICS_ENABLED: with metrics off, nothing ever reads them.
+    const counters = createApiCounters();
     const db = new Database(config.db, getLogger('database'));
     const users = new UserRepository(db);
     // Its threads start at the first hash: a worker that never sees a login starts none.
     const passwords = new PasswordHasher({
       concurrency: config.passwordHashConcurrency,
       queueLimit: config.passwordHashQueueLimit,
+      counters,
     });
     const schema = new SchemaKeeper(
       config.db,
@@ -85,7 +89,7 @@ async function main(): Promise<void> {
       migrationOptions(config, getLogger('backup')),
     );
     const worker = process.env['pm_id'] ?? '0';
-    const overload = new OverloadGuard(config.overload, () => db.poolStats().waiting, getLogger('overload'));
+    const overload = new OverloadGuard(config.overload, () => db.poolStats().waiting, getLogger('overload'), counters);
     overload.start();
     const processMetrics = config.observability.metricsEnabled
       ? await startProcessMetrics(
@@ -100,6 +104,7 @@ async function main(): Promise<void> {
             backup: { dir: config.backup.dir, database: config.db.database },
             ...(config.tls ? { tlsCertificate: config.tls.cert } : {}),
           },
+          counters,
           getLogger('metrics'),
         )
       : undefined;
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
     // An unreachable database does not stop start-up: the service answers 503 until it is back.
     await schema.ensure();
 
-    const server = createServer({
+    const { server, writer } = createServer({
       config,
       db,
       users,
@@ -123,6 +128,7 @@ async function main(): Promise<void> {
       overload,
       metrics: processMetrics?.metrics,
       worker,
+      counters,
     });
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
@@ -132,7 +138,7 @@ async function main(): Promise<void> {
       });
     });
 
-    lifecycle.onShutdown('stop accepting and finish in-flight requests', () => drainHttp(server.server));
+    lifecycle.onShutdown('stop accepting and finish in-flight requests', () => drainHttp(server.server, writer));
     lifecycle.onShutdown('close the metrics socket', async () => processMetrics?.close());
     lifecycle.onShutdown('close the database pool', () => db.close());
 

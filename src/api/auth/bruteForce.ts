@@ -5,7 +5,7 @@
 //
 // - consecutive failures per username and client IP: attempt LOGIN_MAX_FAILURES + 1 blocks the
 //   pair for LOGIN_BLOCK_SECONDS, the right password included; a success resets the pair. The
-//   username part is the canonical key of src/auth/username.ts, the same that finds the account,
+//   username part is the canonical key of src/api/auth/username.ts, the same that finds the account,
 //   so no spelling of a name ("ALICE", "ａｌｉｃｅ") reaches an account under a counter of its own,
 //   and imitations that reach none ("alice ") count with it too;
 // - failures per client IP per day, over any usernames: the attempt is taken from the IP's day

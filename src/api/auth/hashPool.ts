@@ -10,7 +10,7 @@
 // those ahead of it. Unbounded, a few clients registering in a loop make every login wait longer
 // and longer; bounded, the excess is refused at once (HashQueueFullError, answered 503).
 import { Worker } from 'node:worker_threads';
-import { passwordHashRejections } from '../metrics/counters';
+import type { ApiCounters } from '../metrics/counters';
 import { NamedError } from '../../platform/util/errors';
 
 /** argon2id with these costs; `$argon2id$v=19$m=…,t=…,p=…$salt$hash` (PHC string). */
@@ -167,6 +167,8 @@ export interface HashPoolOptions {
   readonly concurrency: number;
   /** Jobs allowed to wait for a thread; one more is refused with HashQueueFullError. */
   readonly queueLimit: number;
+  /** Counts each job refused for a full queue. */
+  readonly counters: Pick<ApiCounters, 'passwordHashRejections'>;
 }
 
 export class HashPool {
@@ -175,9 +177,11 @@ export class HashPool {
   private readonly queue: Pending[] = [];
   private readonly concurrency: number;
   private readonly queueLimit: number;
+  private readonly counters: HashPoolOptions['counters'];
   private closed = false;
 
   constructor(options: HashPoolOptions) {
+    this.counters = options.counters;
     this.concurrency = Math.max(1, Math.floor(options.concurrency));
     this.queueLimit = Math.max(0, Math.floor(options.queueLimit));
   }
@@ -193,7 +197,7 @@ export class HashPool {
     if (this.threads.length === 0) this.startThreads();
     const thread = this.idle.pop();
     if (!thread && this.queue.length >= this.queueLimit) {
-      passwordHashRejections.inc({ operation: job.kind === 'argon2id-hash' ? 'hash' : 'verify' });
+      this.counters.passwordHashRejections.inc({ operation: job.kind === 'argon2id-hash' ? 'hash' : 'verify' });
       return Promise.reject(new HashQueueFullError(this.queueLimit));
     }
     return new Promise<HashResult<J>>((resolve, reject) => {

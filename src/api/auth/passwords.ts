@@ -4,6 +4,7 @@
 // (`scrypt$N$r$p$salt$hash`) still verify, and needsRehash() tells the login to replace them.
 import { timingSafeEqual } from 'node:crypto';
 import { parseOptions } from '@node-rs/argon2';
+import type { ApiCounters } from '../metrics/counters';
 import { HashPool } from './hashPool';
 
 export { HashQueueFullError } from './hashPool';
@@ -51,6 +52,8 @@ export interface PasswordHasherOptions {
   readonly queueLimit: number;
   /** Defaults to CURRENT_ARGON2ID_COST; tests make weaker hashes with it. */
   readonly cost?: Argon2idCost;
+  /** Counts the hashes refused for a full queue (answered 503). */
+  readonly counters: Pick<ApiCounters, 'passwordHashRejections'>;
 }
 
 export class PasswordHasher {
@@ -60,7 +63,7 @@ export class PasswordHasher {
   private decoyHash: Promise<string> | undefined;
 
   constructor(options: PasswordHasherOptions) {
-    this.pool = new HashPool({ concurrency: options.concurrency, queueLimit: options.queueLimit });
+    this.pool = new HashPool({ concurrency: options.concurrency, queueLimit: options.queueLimit, counters: options.counters });
     this.cost = options.cost ?? CURRENT_ARGON2ID_COST;
   }
 

@@ -7,7 +7,7 @@ import { UnauthorizedError } from 'restify-errors';
 import { InvalidTokenError, type TokenService } from '../auth/tokens';
 import type { User, UserRepository } from '../store/users';
 import type { Logger } from '../../platform/logging/logger';
-import { authFailures, type AuthFailureReason } from '../metrics/counters';
+import type { ApiCounters, AuthFailureReason } from '../metrics/counters';
 import { clientText } from '../../platform/util/clientText';
 import type { ClientIpResolver } from './clientIp';
 
@@ -27,6 +27,7 @@ export interface BearerAuthDeps {
   /** The auth category. */
   readonly log: Logger;
   readonly clientIp: ClientIpResolver;
+  readonly counters: Pick<ApiCounters, 'authFailures'>;
 }
 
 /** What an authentication scheme's name looks like (Basic, Digest, Negotiate, AWS4-HMAC-SHA256). */
@@ -83,7 +84,7 @@ function refuse(req: Request, res: Response, deps: BearerAuthDeps, failure: Auth
     `${clientText(req.method, 16)} ${clientText(req.path(), 200)} from ${deps.clientIp(req)}`;
   if (presented) deps.log.warn(line);
   else deps.log.info(line);
-  authFailures.inc({ reason: failure.reason });
+  deps.counters.authFailures.inc({ reason: failure.reason });
   res.setHeader('WWW-Authenticate', presented ? INVALID_TOKEN_CHALLENGE : BEARER_CHALLENGE);
   return new UnauthorizedError(AUTHENTICATION_REQUIRED);
 }

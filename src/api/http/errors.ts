@@ -11,7 +11,7 @@ import { DatabaseUnavailableError } from '../../platform/db/errors';
 import type { Logger } from '../../platform/logging/logger';
 import { clientText } from '../../platform/util/clientText';
 import { asError } from '../../platform/util/errors';
-import { requestIdOf, sendJson } from './respond';
+import { requestIdOf, type ResponseWriter } from './respond';
 
 export interface ErrorEnvelope {
   readonly code: string;
@@ -23,19 +23,21 @@ export interface ErrorEnvelope {
 export const RETRY_AFTER_SECONDS = 2;
 
 /** Safe texts for 5xx answers: an internal message never leaves the process. */
-const SERVER_ERROR_MESSAGES: Record<number, string> = {
+const SERVER_ERROR_MESSAGES: Readonly<Record<number, string>> = {
   500: 'Internal server error',
   502: 'Bad gateway',
   503: 'Service temporarily unavailable; try again shortly',
   504: 'Gateway timeout',
 };
 
-/** 5xx errors made here, whose message was written for clients. */
-const publicServerErrors = new WeakSet<HttpError>();
+/** Marks a 5xx made here, whose message was written for clients. */
+const PUBLIC_MESSAGE = Symbol('a server error whose message was written for clients');
+type MarkedError = HttpError & { readonly [PUBLIC_MESSAGE]?: true };
 
 /** A 5xx whose message is safe to show, unlike one that wraps something internal. */
 function publicServerError<T extends HttpError>(error: T): T {
-  publicServerErrors.add(error);
+  // Read-only and not enumerable: the mark travels with the error and never shows in it.
+  Object.defineProperty(error, PUBLIC_MESSAGE, { value: true });
   return error;
 }
 
@@ -59,7 +61,7 @@ const MAX_PATH_CHARS = 200;
 function envelopeOf(httpError: HttpError, requestId: string, path: string): ErrorEnvelope {
   const status = httpError.statusCode;
   const code = httpError.body?.code ?? httpError.code ?? 'Error';
-  if (status >= 500 && !publicServerErrors.has(httpError)) {
+  if (status >= 500 && (httpError as MarkedError)[PUBLIC_MESSAGE] !== true) {
     return { code, message: SERVER_ERROR_MESSAGES[status] ?? 'Server error', requestId };
   }
   // restify's router says "<path> does not exist", the whole path quoted: quote it bounded.
@@ -73,7 +75,7 @@ function envelopeOf(httpError: HttpError, requestId: string, path: string): Erro
  * Answers `error` as the envelope and logs it: 5xx other than 503 at ERROR with the stack of
  * what was thrown, everything else at WARN on one line.
  */
-export function sendError(req: Request, res: Response, error: unknown, log: Logger): void {
+export function sendError(req: Request, res: Response, error: unknown, log: Logger, writer: ResponseWriter): void {
   const httpError = toHttpError(error);
   const requestId = requestIdOf(req, res);
   const path = req.path();
@@ -91,5 +93,5 @@ export function sendError(req: Request, res: Response, error: unknown, log: Logg
   if (res.headersSent) return;
   const headers: Record<string, string> = {};
   if (status === 503 && !res.getHeader('Retry-After')) headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
-  sendJson(res, status, envelope, headers);
+  writer.sendJson(res, status, envelope, headers);
 }

@@ -24,6 +24,7 @@ function jsonDepthExceeds(text: string, limit: number): boolean {
   return false;
 }
 
+// Shared safely: decode() without the `stream` option keeps nothing from one call to the next.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function jsonBody(maxBytes: number) {

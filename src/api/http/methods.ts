@@ -11,7 +11,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Next, Request, Response, Server } from 'restify';
 import { NotImplementedError, ResourceNotFoundError } from 'restify-errors';
-import { sendEmpty, sendEmptyBeforeRouting } from './respond';
+import type { ResponseWriter } from './respond';
 
 /** The methods a metric label may name; every other one is `other`. */
 export const LABELLED_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -71,11 +71,11 @@ function routedPathname(target: string): string | undefined {
  * Hooks restify's router so that every route registered from now on (server.get, .post, …,
  * whoever registers it) brings its HEAD and OPTIONS along. Call before registering routes.
  */
-export function supportHeadAndOptions(server: Server): RouteMethods {
+export function supportHeadAndOptions(server: Server, writer: Pick<ResponseWriter, 'sendEmpty'>): RouteMethods {
   const router = server.router as unknown as MountingRouter;
   const registry = router._registry;
   // Fail at startup, in the tests, if a restify upgrade moves it, rather than answer CONNECT wrongly.
-  if (typeof registry?.lookup !== 'function') throw new Error('restify\'s router has no _registry.lookup: src/http/methods.ts needs updating');
+  if (typeof registry?.lookup !== 'function') throw new Error('restify\'s router has no _registry.lookup: src/api/http/methods.ts needs updating');
   const mount = router.mount.bind(router);
   const methodsByPath = new Map<string, Set<string>>();
   /** `METHOD path` → route name, for the HEAD and OPTIONS routes added here. */
@@ -93,7 +93,7 @@ export function supportHeadAndOptions(server: Server): RouteMethods {
   };
 
   const answerOptions = (path: string): Handler => (_req, res, next) => {
-    sendEmpty(res, 204, { Allow: methodsOf(path).join(', ') });
+    writer.sendEmpty(res, 204, { Allow: methodsOf(path).join(', ') });
     next();
   };
 
@@ -140,10 +140,10 @@ export function supportHeadAndOptions(server: Server): RouteMethods {
  * envelope, the metrics and the request log. Register after the `first` handlers that note the
  * arrival and assign the request id, so it is counted and logged like any answer.
  */
-export function answerServerWideOptions(server: Server, routes: RouteMethods): void {
+export function answerServerWideOptions(server: Server, routes: RouteMethods, writer: Pick<ResponseWriter, 'sendEmptyBeforeRouting'>): void {
   server.first((req, res) => {
     if (req.method !== 'OPTIONS' || req.url !== '*') return true;
-    sendEmptyBeforeRouting(res as ServerResponse, 204, { Allow: routes.allMethods().join(', ') });
+    writer.sendEmptyBeforeRouting(res as ServerResponse, 204, { Allow: routes.allMethods().join(', ') });
     return false;
   });
 }

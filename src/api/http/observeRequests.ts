@@ -1,14 +1,14 @@
 // Per-request observation without a middleware layer: the `first` handler notes the arrival
-// time, and the response observer (respond.ts) counts and logs each answer as it leaves.
+// time, and the response observer (given to the ResponseWriter, respond.ts) counts and logs each answer as it leaves.
 // Each costs a few property reads and, with metrics on, one Map lookup: no 'finish' listener,
 // no closure per request, no prom-client label hashing.
 import type { Request, Response } from 'restify';
-import { httpRequests, UNMATCHED_ROUTE } from '../metrics/counters';
+import { type ApiCounters, UNMATCHED_ROUTE } from '../metrics/counters';
 import { methodLabel, type RouteMethods } from './methods';
 import { wasShed } from './overload';
 import { pathOf } from './paths';
 import type { RequestLog, SocketAnswer } from './requestLog';
-import { observeResponses } from './respond';
+import type { ResponseObserver } from './respond';
 
 const ARRIVED = Symbol('arrival time (performance.now())');
 type Timed = Request & { [ARRIVED]?: number };
@@ -24,20 +24,30 @@ function routeLabel(req: Request): string {
 }
 
 /** Status codes as label strings, made once. */
-const STATUS_LABELS = Array.from({ length: 600 }, (_, code) => String(code));
+const STATUS_LABELS: readonly string[] = Array.from({ length: 600 }, (_, code) => String(code));
 
 export interface ObserverOptions {
   /** Count and time every request (METRICS_ENABLED). */
   readonly metrics: boolean;
+  readonly counters: Pick<ApiCounters, 'httpRequests'>;
   readonly requestLog: RequestLog;
 }
 
 /** Counts and logs an answer written on the socket, outside restify (socketAnswers.ts). */
 export type SocketAnswerObserver = (answer: SocketAnswer) => void;
 
-export function installRequestObserver(options: ObserverOptions): SocketAnswerObserver {
+export interface RequestObservers {
+  /** For the ResponseWriter: every answer written through it. */
+  readonly response: ResponseObserver;
+  /** For socketAnswers.ts: every answer written on the raw socket. */
+  readonly socketAnswer: SocketAnswerObserver;
+}
+
+/** The two observers of one server's answers: counted in the request metrics and logged. */
+export function requestObservers(options: ObserverOptions): RequestObservers {
   const { metrics, requestLog } = options;
-  observeResponses((res: Response, status: number) => {
+  const { httpRequests } = options.counters;
+  const response = (res: Response, status: number): void => {
     const req = res.req as Timed;
     const arrived = req[ARRIVED];
     if (arrived === undefined) return;
@@ -45,11 +55,12 @@ export function installRequestObserver(options: ObserverOptions): SocketAnswerOb
     const route = routeLabel(req);
     if (metrics) httpRequests.observe([methodLabel(req.method), route, STATUS_LABELS[status] ?? String(status)], ms / 1000);
     if (!wasShed(req)) requestLog.record(req, res, status, route, ms);
-  });
-  return (answer) => {
+  };
+  const socketAnswer = (answer: SocketAnswer): void => {
     if (metrics) httpRequests.observe([methodLabel(answer.method), answer.route, String(answer.status)], answer.ms / 1000);
     requestLog.recordSocketAnswer(answer);
   };
+  return { response, socketAnswer };
 }
 
 /**

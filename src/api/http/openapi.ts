@@ -60,7 +60,7 @@ const HEADERS = {
 } as const satisfies Record<string, JsonObject>;
 
 type HeaderName = keyof typeof HEADERS;
-const HEADER_FIELDS: Record<HeaderName, string> = {
+const HEADER_FIELDS: Readonly<Record<HeaderName, string>> = {
   RequestId: 'X-Request-Id',
   RetryAfter: 'Retry-After',
   WwwAuthenticate: 'WWW-Authenticate',
@@ -136,10 +136,10 @@ interface Operation {
   readonly usesDatabase?: boolean;
 }
 
-const monitoringSecurity = [{}, { monitoringToken: [] }];
+const monitoringSecurity: readonly JsonObject[] = [{}, { monitoringToken: [] }];
 const text = (mediaType: string): JsonObject => ({ [mediaType]: { schema: { type: 'string' } } });
 
-/** Every public route of the server (src/http/routes/), in the order they are registered. */
+/** Every public route of the server (src/api/http/routes/), in the order they are registered. */
 const ROUTES: Readonly<Record<string, Operation>> = {
   '/health': {
     method: 'get',

@@ -10,10 +10,10 @@ import v8 from 'node:v8';
 import type { Request, Response } from 'restify';
 import type { OverloadConfig } from '../../platform/config';
 import type { Logger } from '../../platform/logging/logger';
-import { type OverloadReason, overloadRejections } from '../metrics/counters';
+import type { ApiCounters, OverloadReason } from '../metrics/counters';
 import { RETRY_AFTER_SECONDS } from './errors';
 import { MONITORING_ROUTES, pathOf } from './paths';
-import { requestIdOf, sendJsonBeforeRouting } from './respond';
+import { requestIdOf, type ResponseWriter } from './respond';
 
 const SAMPLE_INTERVAL_MS = 250;
 const HISTOGRAM_RESOLUTION_MS = 10;
@@ -57,6 +57,7 @@ export class OverloadGuard {
     private readonly limits: OverloadConfig,
     private readonly poolWaiting: () => number,
     private readonly log: Logger,
+    private readonly counters: Pick<ApiCounters, 'overloadRejections'>,
   ) {}
 
   get state(): OverloadState {
@@ -101,11 +102,11 @@ export class OverloadGuard {
    * Answers 503 with Retry-After from a `first` handler, without logging each one: under
    * overload, logs must not add load (the transitions are logged, with a count).
    */
-  reject(req: Request, res: Response): void {
+  reject(req: Request, res: Response, writer: Pick<ResponseWriter, 'sendJsonBeforeRouting'>): void {
     (req as Sheddable)[SHED] = true;
     this.shedCount++;
-    overloadRejections.inc({ reason: this.firstReason });
-    sendJsonBeforeRouting(
+    this.counters.overloadRejections.inc({ reason: this.firstReason });
+    writer.sendJsonBeforeRouting(
       res,
       503,
       { code: 'ServiceUnavailable', message: 'Server is overloaded; try again shortly', requestId: requestIdOf(req, res) },

@@ -35,13 +35,13 @@
 //   instead of refusing everyone or holding requests for a sync that cannot confirm anything,
 //   until a sync answers again.
 import os from 'node:os';
-import { rateLimitHeld, rateLimitRejections } from '../metrics/counters';
+import type { ApiCounters } from '../metrics/counters';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestCountStore } from '../store/requestCounts';
 import type { Logger } from '../../platform/logging/logger';
 import type { ClientIpResolver } from './clientIp';
 import { RATE_LIMIT_EXEMPT_PATHS, pathOf } from './paths';
-import { requestIdOf, sendJsonBeforeRouting } from './respond';
+import { requestIdOf, type ResponseWriter } from './respond';
 import { clientText } from '../../platform/util/clientText';
 import { messageOf } from '../../platform/util/errors';
 
@@ -357,12 +357,21 @@ export type RateLimitHandler = ((req: IncomingMessage, res: ServerResponse) => b
  * worker's unconfirmed allowance) is taken out of restify (`false`) and handed back through
  * `resume` once the sync has answered, in arrival order, or at its deadline at the latest.
  */
+export interface RateLimitAnswers {
+  /** Writes the 429s (and a 500 when a held request cannot be handed back). */
+  readonly writer: Pick<ResponseWriter, 'sendJsonBeforeRouting'>;
+  readonly counters: Pick<ApiCounters, 'rateLimitRejections' | 'rateLimitHeld'>;
+}
+
 export function rateLimitHandler(
   limiter: SharedRateLimiter,
   clientIp: ClientIpResolver,
   log: Logger,
   resume: (req: IncomingMessage, res: ServerResponse) => void,
+  answers: RateLimitAnswers,
 ): RateLimitHandler {
+  const { writer } = answers;
+  const { rateLimitRejections, rateLimitHeld } = answers.counters;
   // Header values that change once a minute at most are made once.
   const limitHeader = String(limiter.limit);
   const halfLimit = limiter.limit / 2;
@@ -400,7 +409,7 @@ export function rateLimitHandler(
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
       headers['Connection'] = 'close';
     }
-    sendJsonBeforeRouting(res, 429, { code: 'TooManyRequests', message, requestId }, headers);
+    writer.sendJsonBeforeRouting(res, 429, { code: 'TooManyRequests', message, requestId }, headers);
   };
 
   /** Admits (true) or answers 429 (false) on a decision that is not 'wait'. */
@@ -452,7 +461,7 @@ export function rateLimitHandler(
       const requestId = requestIdOf(entry.req, entry.res);
       log.error(`Request ${requestId} failed while the rate limit handed it back: ${messageOf(error)}; answered 500`);
       try {
-        sendJsonBeforeRouting(entry.res, 500, { code: 'InternalServer', message: 'Internal server error', requestId });
+        writer.sendJsonBeforeRouting(entry.res, 500, { code: 'InternalServer', message: 'Internal server error', requestId });
       } catch {
         // Something was written already: the client cannot get a clean answer; do not leave it waiting.
         entry.res.destroy();

@@ -1,89 +1,87 @@
-// Every response of the service leaves through sendJson (or sendBody, for the metrics text and
-// the status page), where it is observed for metrics and the request log; while the process
-// drains, with `Connection: close` so clients move to another worker instead of reusing a
-// socket that is about to close, and always with the security headers.
+// Every response of the service leaves through its server's ResponseWriter: sendJson (or
+// sendBody, for the metrics text and the status page), where it is observed for metrics and the
+// request log; while the process drains, with `Connection: close` so clients move to another
+// worker instead of reusing a socket that is about to close, and always with the security headers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'restify';
 import { PROBE_PATHS, pathOf } from './paths';
-import { applySecurityHeaders } from './securityHeaders';
+import type { HeaderPairs } from './securityHeaders';
 
-let closeAfterResponse = false;
-
-/** Set by the lifecycle when draining starts. */
-export function closeConnectionsAfterResponses(): void {
-  closeAfterResponse = true;
-}
-
-/** Sees every response as it leaves: metrics and the request log (installed by the server). */
+/** Sees every response as it leaves: metrics and the request log (observeRequests.ts). */
 export type ResponseObserver = (res: Response, status: number) => void;
-let observer: ResponseObserver | undefined;
 
-export function observeResponses(next: ResponseObserver | undefined): void {
-  observer = next;
-}
+/** Headers a route adds to one answer (set after the security headers, so it may override one). */
+export type ExtraHeaders = Readonly<Record<string, string>>;
+/** Shared by every answer without extra headers: no object made per answer. */
+const NO_HEADERS: ExtraHeaders = Object.freeze({});
 
-export function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  sendBody(res, status, 'application/json', JSON.stringify(body), headers);
-}
+/** Writes the answers of one server; made once, by createServer, and handed to what answers. */
+export class ResponseWriter {
+  /** Set once draining starts; never cleared (a draining process does not come back). */
+  private closeAfterResponse = false;
 
-/** For the few answers that are not JSON (the metrics text, the status page). */
-export function sendBody(
-  res: Response,
-  status: number,
-  contentType: string,
-  body: string,
-  headers: Record<string, string> = {},
-): void {
-  setHeaders(res, contentType, body, headers);
-  // sendRaw skips restify's content negotiation: JSON whatever the Accept header says.
-  res.sendRaw(status, body);
-  observer?.(res, status);
-}
+  constructor(
+    private readonly securityHeaders: HeaderPairs,
+    private readonly observe: ResponseObserver,
+  ) {}
 
-/**
- * For a `first` handler: restify has not set the request up yet, so its response methods
- * (sendRaw needs res.log) cannot be used; Node's own can. Same headers.
- */
-export function sendJsonBeforeRouting(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const json = JSON.stringify(body);
-  setHeaders(res, 'application/json', json, headers);
-  res.statusCode = status;
-  res.end(json);
-  // Node's response object, which restify has already given its prototype: the observer's view.
-  observer?.(res as Response, status);
-}
+  /** Called when draining starts: every answer from now on asks the client to close the connection. */
+  closeConnectionsAfterResponses(): void {
+    this.closeAfterResponse = true;
+  }
 
-/** An answer without a body (204 to OPTIONS): the same headers but no Content-Type or Content-Length. */
-export function sendEmpty(res: Response, status: number, headers: Record<string, string> = {}): void {
-  setCommonHeaders(res, headers);
-  res.sendRaw(status, '');
-  observer?.(res, status);
-}
+  sendJson(res: Response, status: number, body: unknown, headers: ExtraHeaders = NO_HEADERS): void {
+    this.sendBody(res, status, 'application/json', JSON.stringify(body), headers);
+  }
 
-/** sendEmpty for a `first` handler (see sendJsonBeforeRouting). */
-export function sendEmptyBeforeRouting(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
-  setCommonHeaders(res, headers);
-  res.statusCode = status;
-  res.end();
-  observer?.(res as Response, status);
-}
+  /** For the few answers that are not JSON (the metrics text, the status page). */
+  sendBody(res: Response, status: number, contentType: string, body: string, headers: ExtraHeaders = NO_HEADERS): void {
+    this.setHeaders(res, contentType, body, headers);
+    // sendRaw skips restify's content negotiation: JSON whatever the Accept header says.
+    res.sendRaw(status, body);
+    this.observe(res, status);
+  }
 
-/** Every header of an answer; the security ones first, so a route may override one (the status page's CSP). */
-function setHeaders(res: ServerResponse, contentType: string, body: string, headers: Record<string, string>): void {
-  setCommonHeaders(res, headers);
-  res.setHeader('Content-Type', contentType);
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-}
+  /**
+   * For a `first` handler: restify has not set the request up yet, so its response methods
+   * (sendRaw needs res.log) cannot be used; Node's own can. Same headers.
+   */
+  sendJsonBeforeRouting(res: ServerResponse, status: number, body: unknown, headers: ExtraHeaders = NO_HEADERS): void {
+    const json = JSON.stringify(body);
+    this.setHeaders(res, 'application/json', json, headers);
+    res.statusCode = status;
+    res.end(json);
+    // Node's response object, which restify has already given its prototype: the observer's view.
+    this.observe(res as Response, status);
+  }
 
-function setCommonHeaders(res: ServerResponse, headers: Record<string, string>): void {
-  applySecurityHeaders(res);
-  if (closeAfterResponse) res.setHeader('Connection', 'close');
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  /** An answer without a body (204 to OPTIONS): the same headers but no Content-Type or Content-Length. */
+  sendEmpty(res: Response, status: number, headers: ExtraHeaders = NO_HEADERS): void {
+    this.setCommonHeaders(res, headers);
+    res.sendRaw(status, '');
+    this.observe(res, status);
+  }
+
+  /** sendEmpty for a `first` handler (see sendJsonBeforeRouting). */
+  sendEmptyBeforeRouting(res: ServerResponse, status: number, headers: ExtraHeaders = NO_HEADERS): void {
+    this.setCommonHeaders(res, headers);
+    res.statusCode = status;
+    res.end();
+    this.observe(res as Response, status);
+  }
+
+  /** Every header of an answer; the security ones first, so a route may override one (the status page's CSP). */
+  private setHeaders(res: ServerResponse, contentType: string, body: string, headers: ExtraHeaders): void {
+    this.setCommonHeaders(res, headers);
+    res.setHeader('Content-Type', contentType);
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+  }
+
+  private setCommonHeaders(res: ServerResponse, headers: ExtraHeaders): void {
+    for (const [name, value] of this.securityHeaders) res.setHeader(name, value);
+    if (this.closeAfterResponse) res.setHeader('Connection', 'close');
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  }
 }
 
 /** An X-Request-Id the caller may choose (anything else is replaced); the OpenAPI document quotes it. */

@@ -1,6 +1,9 @@
 // Headers every response carries, including errors and the answers to requests Node cannot
-// parse. They are set where each response is written (respond.ts, the clientError path), not by
+// parse. They are set where each response is written (ResponseWriter in respond.ts, socketAnswers.ts), not by
 // a middleware layer: a restify layer costs measurable throughput on every request.
+
+/** Name/value pairs, in the order they are set. */
+export type HeaderPairs = ReadonlyArray<readonly [string, string]>;
 
 /**
  * What an API's JSON needs (OWASP REST Security Cheat Sheet): never sniffed, rendered, framed
@@ -10,30 +13,23 @@
  * that could carry a Referer) and Cross-Origin-Resource-Policy (nosniff JSON is already kept from
  * cross-origin no-cors reads).
  */
-const BASE_HEADERS: ReadonlyArray<readonly [string, string]> = [
+const BASE_HEADERS: HeaderPairs = Object.freeze([
   ['Cache-Control', 'no-store'],
   ['X-Content-Type-Options', 'nosniff'],
   ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
   // For browsers that predate CSP's frame-ancestors.
   ['X-Frame-Options', 'DENY'],
-];
+] as const);
 
 /** One year; no includeSubDomains: this service cannot speak for its sibling hosts. */
 const HSTS_VALUE = 'max-age=31536000';
 
-let headers: ReadonlyArray<readonly [string, string]> = BASE_HEADERS;
+const WITH_HSTS: HeaderPairs = Object.freeze([...BASE_HEADERS, ['Strict-Transport-Security', HSTS_VALUE] as const]);
 
-/** Called once at start-up: HSTS only when this process itself serves HTTPS. */
-export function configureSecurityHeaders(options: { readonly hsts: boolean }): void {
-  headers = options.hsts ? [...BASE_HEADERS, ['Strict-Transport-Security', HSTS_VALUE]] : BASE_HEADERS;
-}
-
-/** The headers as name/value pairs, for responses written by hand. */
-export function securityHeaders(): ReadonlyArray<readonly [string, string]> {
-  return headers;
-}
-
-/** Anything with setHeader: a restify Response or a plain Node ServerResponse. */
-export function applySecurityHeaders(res: { setHeader(name: string, value: string): unknown }): void {
-  for (const [name, value] of headers) res.setHeader(name, value);
+/**
+ * The security headers of every answer of one server: HSTS only when that server itself speaks
+ * HTTPS. Made once per server and held by what writes its answers (ResponseWriter, the socket answers).
+ */
+export function securityHeaderPairs(options: { readonly hsts: boolean }): HeaderPairs {
+  return options.hsts ? WITH_HSTS : BASE_HEADERS;
 }

@@ -1,6 +1,7 @@
 // The restify server: request ids, routes, and the one error path.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import restify from 'restify';
+import { AccountService } from '../accounts/service';
 import { LoginGuard } from '../auth/bruteForce';
 import type { PasswordHasher } from '../auth/passwords';
 import type { TokenService } from '../auth/tokens';
@@ -14,15 +15,16 @@ import { clientIpResolver } from './clientIp';
 import { sendError } from './errors';
 import { HOLD_DEADLINE_MS, isResumedByRateLimit, rateLimitHandler, SharedRateLimiter, workersOnThisHost } from './rateLimit';
 import type { ClusterMetrics } from '../../platform/metrics/cluster';
+import type { ApiCounters } from '../metrics/counters';
 import { answerServerWideOptions, refineRoutingError, supportHeadAndOptions } from './methods';
-import { installRequestObserver, markArrival, resolveRouteEarly } from './observeRequests';
+import { markArrival, requestObservers, resolveRouteEarly } from './observeRequests';
 import { isExemptFromOverload, type OverloadGuard } from './overload';
 import { RequestLog } from './requestLog';
-import { assignRequestId } from './respond';
+import { assignRequestId, ResponseWriter } from './respond';
 import { registerAccountRoutes } from './routes/accounts';
 import { registerFaultRoutes } from './routes/faults';
 import { registerHealthRoutes } from './routes/health';
-import { configureSecurityHeaders } from './securityHeaders';
+import { securityHeaderPairs } from './securityHeaders';
 import { answerOnSocket } from './socketAnswers';
 import { MonitoringAccess } from './monitoringAccess';
 import { registerMetricsRoute } from './routes/metrics';
@@ -44,10 +46,18 @@ export interface ServerDeps {
   readonly metrics: ClusterMetrics | undefined;
   /** This process's PM2 id ('0' outside PM2). */
   readonly worker: string;
+  /** What the requests count into (read only when metrics are on). */
+  readonly counters: ApiCounters;
 }
 
-export function createServer(deps: ServerDeps): restify.Server {
-  const { config } = deps;
+export interface ApiServer {
+  readonly server: restify.Server;
+  /** Writes every answer of the server; main asks it for `Connection: close` when draining starts. */
+  readonly writer: ResponseWriter;
+}
+
+export function createServer(deps: ServerDeps): ApiServer {
+  const { config, counters } = deps;
   const httpLog = getLogger('http');
   const server = restify.createServer({
     // No Server header: nothing to tell a scanner.
@@ -56,18 +66,22 @@ export function createServer(deps: ServerDeps): restify.Server {
     // HTTPS when both files are configured (read and checked by config.ts).
     ...(config.tls ? { certificate: config.tls.cert, key: config.tls.key } : {}),
   });
-  configureSecurityHeaders({ hsts: config.tls !== undefined });
   limitSlowClients(server, config.http);
+  const clientIp = clientIpResolver(config.trustedProxies);
+
+  // One writer for every answer of this server: its security headers (HSTS only when it speaks
+  // HTTPS), and the observer that counts and logs each answer.
+  const securityHeaders = securityHeaderPairs({ hsts: config.tls !== undefined });
+  const observers = requestObservers({
+    metrics: deps.metrics !== undefined,
+    counters,
+    requestLog: new RequestLog(getLogger('request'), config.observability, clientIp),
+  });
+  const writer = new ResponseWriter(securityHeaders, observers.response);
 
   guardSynchronousThrows(server);
   // Before any route: every route registered from here on gets its HEAD and OPTIONS.
-  const routeMethods = supportHeadAndOptions(server);
-  const clientIp = clientIpResolver(config.trustedProxies);
-
-  const observeSocketAnswer = installRequestObserver({
-    metrics: deps.metrics !== undefined,
-    requestLog: new RequestLog(getLogger('request'), config.observability, clientIp),
-  });
+  const routeMethods = supportHeadAndOptions(server, writer);
 
   // `first` handlers are synchronous and skip restify's handler chain: the cheapest hook, and
   // the one place every request passes, so arrival time, request id and overload shedding live here.
@@ -80,7 +94,7 @@ export function createServer(deps: ServerDeps): restify.Server {
     assignRequestId(req, res);
     if (overload.shouldShed(arrived) && !isExemptFromOverload(req.url)) {
       resolveRouteEarly(routeMethods, req);
-      overload.reject(req, res);
+      overload.reject(req, res, writer);
       return false;
     }
     return true;
@@ -95,28 +109,27 @@ export function createServer(deps: ServerDeps): restify.Server {
     // A request held for a sync re-enters restify as a new arrival would (the first chain
     // lets it through at once, see isResumedByRateLimit).
     const resume = (req: IncomingMessage, res: ServerResponse): void => void server.server.emit('request', req, res);
-    server.first(rateLimitHandler(limiter, clientIp, httpLog, resume));
+    server.first(rateLimitHandler(limiter, clientIp, httpLog, resume, { writer, counters }));
   }
 
-  answerServerWideOptions(server, routeMethods);
-  registerHealthRoutes(server, deps);
+  answerServerWideOptions(server, routeMethods, writer);
+  registerHealthRoutes(server, { ...deps, writer });
   const monitoringAccess = new MonitoringAccess({
     allow: config.observability.metricsAllow,
     token: config.observability.metricsToken,
     trustedProxies: config.trustedProxies,
     clientIp,
   });
-  if (deps.metrics) registerMetricsRoute(server, deps.metrics, monitoringAccess);
-  registerStatusPage(server, { ...deps, monitoringAccess });
-  registerOpenApiRoute(server, deps.version);
+  if (deps.metrics) registerMetricsRoute(server, deps.metrics, monitoringAccess, writer);
+  registerStatusPage(server, { ...deps, monitoringAccess, writer });
+  registerOpenApiRoute(server, deps.version, writer);
   const authLog = getLogger('auth');
-  registerAccountRoutes(server, {
+  const accounts = new AccountService({
     users: deps.users,
     passwords: deps.passwords,
     tokens: deps.tokens,
-    maxBodyBytes: config.http.maxBodyBytes,
     log: authLog,
-    clientIp,
+    counters,
     loginGuard: new LoginGuard(
       deps.db.lender(),
       config.db.database,
@@ -129,16 +142,33 @@ export function createServer(deps: ServerDeps): restify.Server {
       authLog,
     ),
   });
-  if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults'), db: deps.db });
+  registerAccountRoutes(server, {
+    accounts,
+    users: deps.users,
+    tokens: deps.tokens,
+    maxBodyBytes: config.http.maxBodyBytes,
+    log: authLog,
+    clientIp,
+    writer,
+    counters,
+  });
+  if (config.faultInjection) registerFaultRoutes(server, { lifecycle: deps.lifecycle, log: getLogger('faults'), db: deps.db, writer });
 
   // Every error of every route, parser, unknown path or wrong method passes here exactly once.
   server.on('restifyError', (req: restify.Request, res: restify.Response, error: unknown, done: () => void) => {
-    sendError(req, res, refineRoutingError(req, error), httpLog);
+    sendError(req, res, refineRoutingError(req, error), httpLog, writer);
     done();
   });
 
-  answerOnSocket(server.server, { log: httpLog, observe: observeSocketAnswer, clientIp, routes: routeMethods, tls: config.tls !== undefined });
-  return server;
+  answerOnSocket(server.server, {
+    log: httpLog,
+    observe: observers.socketAnswer,
+    clientIp,
+    routes: routeMethods,
+    tls: config.tls !== undefined,
+    securityHeaders,
+  });
+  return { server, writer };
 }
 
 /**

@@ -26,7 +26,7 @@ import type { ClientIpResolver } from './clientIp';
 import type { RouteMethods } from './methods';
 import type { SocketAnswerObserver } from './observeRequests';
 import { chooseRequestId } from './respond';
-import { securityHeaders } from './securityHeaders';
+import type { HeaderPairs } from './securityHeaders';
 
 export interface SocketAnswerDeps {
   readonly log: Logger;
@@ -35,6 +35,8 @@ export interface SocketAnswerDeps {
   readonly routes: Pick<RouteMethods, 'allowedAt' | 'allMethods'>;
   /** The server speaks TLS: connections are timed from the end of the handshake. */
   readonly tls: boolean;
+  /** The server's security headers (securityHeaderPairs), on these answers as on every other. */
+  readonly securityHeaders: HeaderPairs;
 }
 
 const OPENED = Symbol('connection opened (performance.now())');
@@ -46,12 +48,17 @@ const REFUSED = Symbol('a refusal is under way on this connection');
 type ServerSocket = Duplex & { [OPENED]?: number; [REFUSED]?: true; _httpMessage?: ServerResponse | null };
 
 /** Node's parser errors, by its code, as the answer they get. */
-const REFUSALS: Record<string, { readonly status: number; readonly code: string; readonly message: string }> = {
+interface Refusal {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+}
+const REFUSALS: Readonly<Record<string, Refusal>> = {
   HPE_HEADER_OVERFLOW: { status: 431, code: 'RequestHeaderFieldsTooLarge', message: 'Request headers too large' },
   HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, code: 'PayloadTooLarge', message: 'Chunk extensions too large' },
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'RequestTimeout', message: 'Request took too long to arrive' },
 };
-const MALFORMED = { status: 400, code: 'BadRequest', message: 'Malformed HTTP request' };
+const MALFORMED: Refusal = { status: 400, code: 'BadRequest', message: 'Malformed HTTP request' };
 
 /**
  * How long the answers due to earlier pipelined requests on a connection get to go out before a
@@ -117,7 +124,7 @@ function answerUnparsableRequests(node: NodeServer, deps: SocketAnswerDeps, warn
     const ip = normalizeAddress((socket as Partial<Socket>).remoteAddress ?? 'unknown');
     const reason = clientText(error.code ?? error.message, 100);
     whenFreeToAnswer(socket, (obstacle) => {
-      if (obstacle === undefined) writeAnswer(socket, status, { code, message, requestId }, {});
+      if (obstacle === undefined) writeAnswer(socket, deps.securityHeaders, status, { code, message, requestId }, {});
       else closeConnection(socket);
       const opened = socket[OPENED];
       // Counted, with the status it was refused with, even when it could not be written: the
@@ -153,7 +160,7 @@ function answerConnect(node: NodeServer, deps: SocketAnswerDeps, warn: Throttled
         : [405, 'MethodNotAllowed', 'CONNECT is not allowed', { Allow: allowed.join(', ') }];
     // Node has no response of its own for a CONNECT: any on the connection answers an earlier request.
     whenFreeToAnswer(socket, (obstacle) => {
-      if (obstacle === undefined) writeAnswer(socket, status, { code, message, requestId }, headers);
+      if (obstacle === undefined) writeAnswer(socket, deps.securityHeaders, status, { code, message, requestId }, headers);
       else closeConnection(socket);
       deps.observe({
         method: req.method,
@@ -205,9 +212,15 @@ function whenFreeToAnswer(socket: ServerSocket, then: (obstacle: string | undefi
 }
 
 /** The envelope as a whole HTTP/1.1 answer, the last thing on the connection. */
-function writeAnswer(socket: Duplex, status: number, envelope: { code: string; message: string; requestId: string }, headers: Record<string, string>): void {
+function writeAnswer(
+  socket: Duplex,
+  securityHeaders: HeaderPairs,
+  status: number,
+  envelope: { code: string; message: string; requestId: string },
+  headers: Readonly<Record<string, string>>,
+): void {
   const body = JSON.stringify(envelope);
-  const extra = [...securityHeaders(), ...Object.entries(headers)].map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const extra = [...securityHeaders, ...Object.entries(headers)].map(([name, value]) => `${name}: ${value}\r\n`).join('');
   closeConnection(
     socket,
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +

@@ -8,7 +8,7 @@ import { displayUsername, isRegistrableUsername, USERNAME_RULE } from '../auth/u
 /** A string field whose absence and wrong type say different things. */
 const text = () => z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
 
-/** A name to register, parsed to its display form (NFKC, case kept); the rule is src/auth/username.ts. */
+/** A name to register, parsed to its display form (NFKC, case kept); the rule is src/api/auth/username.ts. */
 export const username = text()
   .transform(displayUsername)
   .refine(isRegistrableUsername, USERNAME_RULE)
@@ -33,7 +33,7 @@ export const registerBody = z.strictObject({
 });
 
 export const loginBody = z.strictObject({
-  // Login checks only the shape: any text may be tried. Its canonical key (src/auth/username.ts)
+  // Login checks only the shape: any text may be tried. Its canonical key (src/api/auth/username.ts)
   // finds the account; a name that cannot exist fails like a wrong password.
   username: text()
     .min(1, 'is required')

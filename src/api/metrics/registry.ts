@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Database } from '../../platform/db/database';
-import { dbFailures, dbQueries, dbRetries, eventCounters, httpRequests } from './counters';
+import type { ApiCounters } from './counters';
 import { registerCustom } from '../../platform/metrics/lazyHistogram';
 
 const GAUGES_NAMED_AS_COUNTERS = [
@@ -27,7 +27,9 @@ export interface RegistrySources {
   readonly tlsCertificate?: string;
 }
 
-export function createRegistry(sources: RegistrySources): Registry {
+/** A registry of this process's metrics: the counters made by main, and gauges read from `sources`. */
+export function createRegistry(sources: RegistrySources, counters: ApiCounters): Registry {
+  const { httpRequests, dbQueries } = counters;
   const { worker, db, overload, lifecycle } = sources;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -35,7 +37,7 @@ export function createRegistry(sources: RegistrySources): Registry {
   // metrics` rejects. Each repeats the sum of its per-type gauge (nodejs_active_handles etc.),
   // so dropping them loses nothing.
   for (const misnamed of GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(misnamed);
-  for (const counter of eventCounters) registry.registerMetric(counter);
+  for (const counter of counters.eventCounters) registry.registerMetric(counter);
   registerCustom(
     registry,
     httpRequests.asCounter('resilient_api_http_requests_total', 'Requests answered, by method, route template and status'),
@@ -124,7 +126,8 @@ const QUERY_OK = ['ok'] as const;
 const QUERY_ERROR = ['error'] as const;
 
 /** Feeds the database layer's hooks into the query histogram and the retry and failure counters. */
-export function observeDatabase(db: Pick<Database, 'observer'>): void {
+export function observeDatabase(db: Pick<Database, 'observer'>, counters: Pick<ApiCounters, 'dbQueries' | 'dbRetries' | 'dbFailures'>): void {
+  const { dbQueries, dbRetries, dbFailures } = counters;
   db.observer = {
     onQuery: (seconds, ok) => dbQueries.observe(ok ? QUERY_OK : QUERY_ERROR, seconds),
     onRetry: (code) => dbRetries.inc({ code }),

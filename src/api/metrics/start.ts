@@ -5,6 +5,7 @@ import type { Logger } from '../../platform/logging/logger';
 import { Registry } from 'prom-client';
 import { registerBackupMetrics } from './backupMetrics';
 import { ClusterMetrics, MetricsSocket } from '../../platform/metrics/cluster';
+import type { ApiCounters } from './counters';
 import { createRegistry, observeDatabase, type RegistrySources } from './registry';
 
 export interface ProcessMetrics {
@@ -20,10 +21,11 @@ export async function startProcessMetrics(
     /** Where the backups are (BACKUP_DIR) and of which database: read when a scrape is answered. */
     readonly backup: { readonly dir: string; readonly database: string };
   },
+  counters: ApiCounters,
   log: Logger,
 ): Promise<ProcessMetrics> {
-  observeDatabase(sources.db);
-  const registry = createRegistry(sources);
+  observeDatabase(sources.db, counters);
+  const registry = createRegistry(sources, counters);
   // PM2 names each process (`name`) and numbers it (`pm_id`); outside PM2 there are no siblings.
   const app = process.env['name'] ?? 'api';
   const label = `${app}-${sources.worker}`;

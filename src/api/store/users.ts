@@ -1,5 +1,5 @@
 // The users table, and nothing else: every statement takes its values through placeholders.
-// Accounts are found by username_key, the UTF-8 bytes of the canonical name (src/auth/username.ts),
+// Accounts are found by username_key, the UTF-8 bytes of the canonical name (src/api/auth/username.ts),
 // compared as binary: no collation, no trailing-space padding, so one key is one account.
 import { canonicalUsername, displayUsername } from '../auth/username';
 import type { Database } from '../../platform/db/database';

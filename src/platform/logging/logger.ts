@@ -14,7 +14,7 @@ import { format } from 'node:util';
 import log4js from 'log4js';
 import { type Config, type ConfigError, type Env, EnvReader, type LogLevel, readLogFiles } from '../config';
 import { captureStandardStreams, createPm2Output, type LogOutput, removePm2ExceptionPrinters, runsUnderPm2 } from './pm2LogOutput';
-import { redact, registerSecret } from './redact';
+import { NO_SECRETS, redact, secretsToMask } from './redact';
 import { printable } from '../util/clientText';
 
 export type Logger = log4js.Logger;
@@ -31,6 +31,8 @@ export interface LoggerOptions {
   readonly rotation?: 'self' | 'external';
   /** 'supervisor': FATAL events become lines that begin with CRITICAL (supervisor.log). */
   readonly layout?: 'backend' | 'supervisor';
+  /** Masked wherever they appear in a line (secretsToMask: the configuration's secrets). */
+  readonly secrets?: readonly string[];
 }
 
 const pad = (n: number): string => (n < 10 ? `0${n}` : String(n));
@@ -56,20 +58,20 @@ const MAX_FRAMES = 50;
  * only lines that follow it are an error's stack, each frame indented, so nothing a client
  * sends can start a line.
  */
-function formatData(data: readonly unknown[]): string {
+function formatData(data: readonly unknown[], secrets: readonly string[]): string {
   const parts: string[] = [];
   const stacks: string[] = [];
   for (const item of data) {
     if (item instanceof Error) {
       parts.push(`${item.name}: ${item.message}`);
-      stacks.push(stackLines(item));
+      stacks.push(stackLines(item, secrets));
     } else {
       parts.push(typeof item === 'string' ? item : format('%o', item));
     }
   }
   // Redacted before it is cut and escaped: a secret that straddles the cut, or holds a control
   // character, is still recognised whole.
-  const line = printable(redact(parts.join(' ')), MAX_MESSAGE_CHARS);
+  const line = printable(redact(parts.join(' '), secrets), MAX_MESSAGE_CHARS);
   return stacks.length > 0 ? `${line}\n${stacks.join('\n')}` : line;
 }
 
@@ -77,47 +79,58 @@ function formatData(data: readonly unknown[]): string {
  * An error's stack as lines: its header (`Name: message`, which may hold client text and line
  * breaks) escaped onto one line, then each frame escaped on a line of its own, indented.
  */
-function stackLines(error: Error): string {
+function stackLines(error: Error, secrets: readonly string[]): string {
   const stack = typeof error.stack === 'string' ? error.stack : '';
   const header = error.message === '' ? error.name : `${error.name}: ${error.message}`;
   // V8 begins the stack with the header as it was at construction; when it has changed since,
   // the frames start at the first "at" line.
   const firstFrame = stack.indexOf('\n    at ');
   const frames = stack.startsWith(header) ? stack.slice(header.length) : firstFrame === -1 ? '' : stack.slice(firstFrame);
-  const lines = [printable(redact(header), MAX_MESSAGE_CHARS)];
+  const lines = [printable(redact(header, secrets), MAX_MESSAGE_CHARS)];
   for (const frame of frames.split('\n')) {
     if (frame.trim() === '') continue;
     if (lines.length > MAX_FRAMES) {
       lines.push('    …(more frames left out)');
       break;
     }
-    const escaped = printable(redact(frame), MAX_FRAME_CHARS);
+    const escaped = printable(redact(frame, secrets), MAX_FRAME_CHARS);
     lines.push(/^\s/.test(escaped) ? escaped : `    ${escaped}`);
   }
   return lines.join('\n');
 }
 
-export function formatLine(date: Date, category: string, level: string, data: readonly unknown[]): string {
-  return `${formatTimestamp(date)} - ${category} - ${level} - ${formatData(data)}`;
+export function formatLine(date: Date, category: string, level: string, data: readonly unknown[], secrets: readonly string[] = NO_SECRETS): string {
+  return `${formatTimestamp(date)} - ${category} - ${level} - ${formatData(data, secrets)}`;
 }
 
-log4js.addLayout('backend', () => (event: log4js.LoggingEvent) =>
-  formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data),
-);
+/** What configureLogging puts in a layout's log4js configuration: the layout's name and what it masks. */
+interface LayoutConfig {
+  readonly type: 'backend' | 'supervisor';
+  readonly secrets: readonly string[];
+}
+
+// log4js keeps its layouts by name for the whole process; these two read the secrets to mask
+// from their configuration (configureLogging), so each configuration's layouts hold their own.
+log4js.addLayout('backend', (config: LayoutConfig) => {
+  const { secrets } = config;
+  return (event: log4js.LoggingEvent) => formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data, secrets);
+});
 
 /** supervisor.log: as backend.log, except that the crash-loop line begins with CRITICAL (docs/operations.md). */
-log4js.addLayout('supervisor', () => (event: log4js.LoggingEvent) =>
-  event.level.levelStr === 'FATAL'
-    ? `CRITICAL ${formatTimestamp(event.startTime)} - ${event.categoryName} - ${formatData(event.data)}`
-    : formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data),
-);
+log4js.addLayout('supervisor', (config: LayoutConfig) => {
+  const { secrets } = config;
+  return (event: log4js.LoggingEvent) =>
+    event.level.levelStr === 'FATAL'
+      ? `CRITICAL ${formatTimestamp(event.startTime)} - ${event.categoryName} - ${formatData(event.data, secrets)}`
+      : formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data, secrets);
+});
 
 /** Text written to stdout or stderr by something else than log4js, as lines of the log's format. */
-function foreignTextAsLines(text: string, stream: 'stdout' | 'stderr'): string {
+function foreignTextAsLines(text: string, stream: 'stdout' | 'stderr', secrets: readonly string[]): string {
   let lines = '';
   for (const piece of text.split('\n')) {
     if (piece.trim() === '') continue;
-    lines += `${formatLine(new Date(), stream, stream === 'stderr' ? 'WARN' : 'INFO', [piece])}\n`;
+    lines += `${formatLine(new Date(), stream, stream === 'stderr' ? 'WARN' : 'INFO', [piece], secrets)}\n`;
   }
   return lines;
 }
@@ -139,26 +152,29 @@ function pm2OutputAppender(output: LogOutput) {
 
 /** Where logSync writes: the line must be stored before the process exits. */
 interface SyncSink {
+  /** What the configuration's layouts mask, masked in these lines too. */
+  readonly secrets: readonly string[];
   writeNow(line: string): void;
   /** Undoes what configuring this sink changed in the process (captured streams, listeners). */
   close(): void;
 }
 
 /** A PM2 process: log4js writes to PM2's output only, and so does anything else on stdout/stderr. */
-function configurePm2Logging(options: LoggerOptions): SyncSink {
+function configurePm2Logging(options: LoggerOptions, layout: LayoutConfig): SyncSink {
   const realStdoutWrite = process.stdout.write.bind(process.stdout);
   const output = createPm2Output((text) => void realStdoutWrite(text));
-  const restoreStreams = captureStandardStreams(output, foreignTextAsLines);
+  const restoreStreams = captureStandardStreams(output, (text, stream) => foreignTextAsLines(text, stream, layout.secrets));
   removePm2ExceptionPrinters();
   // Lines still queued at a bare process.exit() are written then (synchronously).
   const flushAtExit = (): void => output.flush();
   process.on('exit', flushAtExit);
   log4js.configure({
-    appenders: { pm2: { type: pm2OutputAppender(output), layout: { type: options.layout ?? 'backend' } } as unknown as log4js.Appender },
+    appenders: { pm2: { type: pm2OutputAppender(output), layout } as unknown as log4js.Appender },
     categories: { default: { appenders: ['pm2'], level: options.level } },
     disableClustering: true,
   });
   return {
+    secrets: layout.secrets,
     writeNow: (line) => output.writeNow(line),
     close: () => {
       process.removeListener('exit', flushAtExit);
@@ -204,7 +220,14 @@ const reopeningFileAppender = {
   },
 };
 
-let currentSink: SyncSink | undefined;
+/**
+ * The one process-wide singleton of the logging, because log4js makes its configuration one:
+ * log4js.configure() replaces, for every logger of every module in the process, where lines go
+ * and how they are laid out. The synchronous writer for the last lines before an exit (logSync)
+ * must write where that configuration writes and mask what it masks, so it is replaced with it,
+ * by configureLogging, and nowhere else.
+ */
+let syncSinkOfLog4jsConfiguration: SyncSink | undefined;
 
 /**
  * Logging for a process that has loaded its configuration: the configured files, and the
@@ -215,24 +238,23 @@ export function configureLoggingFor(
   kind: 'service' | 'one-shot' = 'service',
 ): void {
   // A command's own output is its message on the terminal; its log lines go to the file only.
+  const secrets = secretsToMask([config.jwt.secret, config.db.password, config.observability.metricsToken]);
   configureLogging(
-    kind === 'service' ? config.log : { ...config.log, console: false, rotation: 'external' },
+    kind === 'service' ? { ...config.log, secrets } : { ...config.log, console: false, rotation: 'external', secrets },
   );
-  registerSecret(config.jwt.secret);
-  registerSecret(config.db.password);
-  registerSecret(config.observability.metricsToken);
 }
 
+/** Configures log4js for the whole process (see syncSinkOfLog4jsConfiguration), replacing any earlier configuration. */
 export function configureLogging(options: LoggerOptions): void {
-  currentSink?.close();
+  syncSinkOfLog4jsConfiguration?.close();
+  const layout: LayoutConfig = { type: options.layout ?? 'backend', secrets: options.secrets ?? NO_SECRETS };
   if (runsUnderPm2()) {
-    currentSink = configurePm2Logging(options);
+    syncSinkOfLog4jsConfiguration = configurePm2Logging(options, layout);
     return;
   }
   mkdirSync(options.dir, { recursive: true });
   const filename = path.join(options.dir, options.fileName ?? 'backend.log');
   const rotation = options.rotation ?? (process.env['pm_id'] === undefined ? 'self' : 'external');
-  const layout = { type: options.layout ?? 'backend' };
   const file =
     rotation === 'self'
       ? { type: 'file', filename, maxLogSize: options.maxBytes, backups: options.backups, layout }
@@ -246,7 +268,8 @@ export function configureLogging(options: LoggerOptions): void {
     // Under PM2 the cluster master is PM2 itself: every process writes its own lines.
     disableClustering: true,
   });
-  currentSink = {
+  syncSinkOfLog4jsConfiguration = {
+    secrets: layout.secrets,
     writeNow: (line) => {
       try {
         appendFileSync(filename, line);
@@ -283,8 +306,9 @@ export function logFatalSync(category: string, ...data: unknown[]): void {
 
 /** As logFatalSync, at another level: for a line written just before an exit that is not a failure. */
 export function logSync(category: string, level: 'WARN' | 'FATAL', ...data: unknown[]): void {
-  const line = `${formatLine(new Date(), category, level, data)}\n`;
-  if (currentSink) currentSink.writeNow(line);
+  const sink = syncSinkOfLog4jsConfiguration;
+  const line = `${formatLine(new Date(), category, level, data, sink?.secrets)}\n`;
+  if (sink) sink.writeNow(line);
   else process.stderr.write(line);
 }
 

@@ -30,17 +30,27 @@ const DOTTED_CHAIN = /(?<![\w.-])[\w-]*(?:\.[\w-]*)+/g;
 /** scheme://user:password@ (the scheme is taken whole, so `a.b.c…` is scanned once). */
 const URL_CREDENTIALS = /(?<![a-z0-9+.-])([a-z0-9+.-]+:\/\/[^:/@\s]*:)[^@/\s]+@/gi;
 
-const literalSecrets = new Set<string>();
+/** Shorter values are not masked: they would mask ordinary words. */
+const MIN_SECRET_CHARS = 4;
 
-/** Values that must never be printed verbatim, such as JWT_SECRET or the database password. */
-export function registerSecret(value: string | undefined): void {
-  if (value !== undefined && value.length >= 4) literalSecrets.add(value);
+/** No literal secrets to mask (a process before its configuration is loaded, the supervisor). */
+export const NO_SECRETS: readonly string[] = Object.freeze([]);
+
+/**
+ * Values that must never be printed verbatim, such as JWT_SECRET or the database password: the
+ * configured ones long enough to mask, once each. Given to the logging when it is configured.
+ */
+export function secretsToMask(values: ReadonlyArray<string | undefined>): readonly string[] {
+  const secrets = new Set<string>();
+  for (const value of values) if (value !== undefined && value.length >= MIN_SECRET_CHARS) secrets.add(value);
+  return Object.freeze([...secrets]);
 }
 
-export function redact(text: string): string {
+/** `text` with every secret rule applied, and each of `secrets` (from secretsToMask) masked where it appears literally. */
+export function redact(text: string, secrets: readonly string[] = NO_SECRETS): string {
   let result = text;
   // Before the cut, so a secret straddling it is not left half printed.
-  for (const secret of literalSecrets) {
+  for (const secret of secrets) {
     if (result.includes(secret)) result = result.split(secret).join(REDACTED);
   }
   // The marker is kept out of the rules' reach (it would read as part of a value).

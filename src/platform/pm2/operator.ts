@@ -1,7 +1,6 @@
 // What the start and stop scripts share: the ecosystem, the PM2 connection, and the checks that
 // turn a failure into one clear message and a non-zero exit.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,16 +8,9 @@ import { type Config, ConfigError, loadConfig } from '../config';
 import * as pm2 from './pm2';
 import { type HealthAnswer, probeHealth } from '../util/healthProbe';
 import { NamedError } from '../util/errors';
+import { projectRoot } from '../util/projectRoot';
 
-/** The checkout: the folder above this file's that holds ecosystem.config.js (from src/ under tsx or dist/src/ compiled). */
 export const ROOT = projectRoot(__dirname);
-
-function projectRoot(from: string): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'ecosystem.config.js'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no ecosystem.config.js above ${from}`);
-  }
-}
 export const ECOSYSTEM_FILE = path.join(ROOT, 'ecosystem.config.js');
 
 /** A failure the operator can act on: printed alone, without a stack, exit code 1. */

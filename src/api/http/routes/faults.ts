@@ -11,7 +11,7 @@ import type { Lifecycle } from '../../../platform/lifecycle';
 import type { Logger } from '../../../platform/logging/logger';
 import { pathOf } from '../paths';
 import { clientText } from '../../../platform/util/clientText';
-import { requestIdOf, sendJson, sendJsonBeforeRouting } from '../respond';
+import { requestIdOf, type ResponseWriter } from '../respond';
 
 function numberParam(req: Request, name: string, fallback: number, max: number): number {
   const raw = new URL(req.url ?? '/', 'http://local').searchParams.get(name);
@@ -32,23 +32,28 @@ function loopbackOnly(req: Request, _res: Response, next: Next): void {
  * client that is not on loopback that these routes exist; the route guard above still holds
  * for any spelling of a path that reaches a fault route.
  */
-function hideFromOthers(server: Server, log: Logger): void {
+function hideFromOthers(server: Server, log: Logger, writer: Pick<ResponseWriter, 'sendJsonBeforeRouting'>): void {
   server.first((req, res) => {
     const path = pathOf(req.url);
     if (!path.toLowerCase().startsWith('/__fault') || isDirectLoopbackClient(req)) return true;
     log.warn(`${clientText(req.method ?? '?', 20)} ${clientText(path, 100)} refused: the fault routes answer direct loopback clients only; answered 404`);
-    sendJsonBeforeRouting(res, 404, { code: 'ResourceNotFound', message: `${clientText(path, 200)} does not exist`, requestId: requestIdOf(req, res) });
+    writer.sendJsonBeforeRouting(res, 404, { code: 'ResourceNotFound', message: `${clientText(path, 200)} does not exist`, requestId: requestIdOf(req, res) });
     return false;
   });
 }
 
 export function registerFaultRoutes(
   server: Server,
-  deps: { lifecycle: Lifecycle; log: Logger; db: Pick<Database, 'select'> },
+  deps: {
+    readonly lifecycle: Lifecycle;
+    readonly log: Logger;
+    readonly db: Pick<Database, 'select'>;
+    readonly writer: Pick<ResponseWriter, 'sendJson' | 'sendJsonBeforeRouting'>;
+  },
 ): void {
-  const { lifecycle, log, db } = deps;
+  const { lifecycle, log, db, writer } = deps;
   log.warn('FAULT_INJECTION is on: /__fault routes (loopback clients only) can crash, hang or stop this process');
-  hideFromOthers(server, log);
+  hideFromOthers(server, log, writer);
 
   // A synchronous throw inside a (non-async) handler: must become a 500, not a dead process.
   server.get('/__fault/throw', loopbackOnly, (_req: Request, _res: Response, _next: Next) => {
@@ -63,7 +68,7 @@ export function registerFaultRoutes(
 
   // An exception outside any request: logged, drained, exit 1, restarted by the supervisor.
   server.post('/__fault/crash', loopbackOnly, async (_req, res) => {
-    sendJson(res, 202, { fault: 'crash' });
+    writer.sendJson(res, 202, { fault: 'crash' });
     setTimeout(() => {
       throw new Error('Injected crash outside a request');
     }, 50);
@@ -72,13 +77,13 @@ export function registerFaultRoutes(
   // A rejection nobody handles: logged, and the process keeps serving.
   server.post('/__fault/unhandled-rejection', loopbackOnly, async (_req, res) => {
     void Promise.reject(new Error('Injected unhandled rejection'));
-    sendJson(res, 202, { fault: 'unhandled-rejection' });
+    writer.sendJson(res, 202, { fault: 'unhandled-rejection' });
   });
 
   // Leave at once with the given code.
   server.post('/__fault/exit', loopbackOnly, async (req, res) => {
     const code = numberParam(req, 'code', 1, 255);
-    sendJson(res, 202, { fault: 'exit', code });
+    writer.sendJson(res, 202, { fault: 'exit', code });
     setTimeout(() => lifecycle.exitNow(code), 50);
   });
 
@@ -86,7 +91,7 @@ export function registerFaultRoutes(
   server.post('/__fault/block', loopbackOnly, async (req, res) => {
     const ms = numberParam(req, 'ms', 1000, 600_000);
     // The pid says which worker will be stuck (PM2 balances requests over all of them).
-    sendJson(res, 202, { fault: 'block', ms, pid: process.pid });
+    writer.sendJson(res, 202, { fault: 'block', ms, pid: process.pid });
     setTimeout(() => {
       const until = Date.now() + ms;
       while (Date.now() < until) {
@@ -99,13 +104,13 @@ export function registerFaultRoutes(
   server.get('/__fault/slow', loopbackOnly, async (req, res) => {
     const ms = numberParam(req, 'ms', 1000, 120_000);
     await sleep(ms);
-    sendJson(res, 200, { fault: 'slow', ms });
+    writer.sendJson(res, 200, { fault: 'slow', ms });
   });
 
   // A slow database statement (holds a pooled connection for ms milliseconds).
   server.get('/__fault/slow-query', loopbackOnly, async (req, res) => {
     const ms = numberParam(req, 'ms', 1000, 60_000);
     await db.select('SELECT SLEEP(?) AS slept', [ms / 1000]);
-    sendJson(res, 200, { fault: 'slow-query', ms });
+    writer.sendJson(res, 200, { fault: 'slow-query', ms });
   });
 }

@@ -8,7 +8,7 @@ import type { Lifecycle } from '../../../platform/lifecycle';
 import { SharedValue, withDeadline } from '../../../platform/util/async';
 import { RETRY_AFTER_SECONDS } from '../errors';
 import type { OverloadState } from '../overload';
-import { sendJson } from '../respond';
+import type { ResponseWriter } from '../respond';
 
 /** Every health answer within 1 s (docs/http-api.md). The remainder is margin for the event loop. */
 const HEALTH_BUDGET_MS = 900;
@@ -20,13 +20,14 @@ export interface HealthDeps {
   readonly version: string;
   /** The overload guard: while it sheds, /api/status marks the api service unhealthy. */
   readonly overload: { readonly state: OverloadState };
+  readonly writer: Pick<ResponseWriter, 'sendJson'>;
 }
 
 // Cache-Control: no-store is on every answer already (securityHeaders.ts).
-const unavailableHeaders = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
+const unavailableHeaders: Readonly<Record<string, string>> = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
 export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
-  const { db, users, lifecycle, version } = deps;
+  const { db, users, lifecycle, version, writer } = deps;
   const totalUsers = new SharedValue(() => users.count(), 1000);
 
   /** True when the database answered a check no older than 1 s. */
@@ -48,8 +49,8 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
       database: connected ? 'connected' : 'disconnected',
       version,
     };
-    if (status === 'healthy') sendJson(res, 200, body);
-    else sendJson(res, 503, body, unavailableHeaders);
+    if (status === 'healthy') writer.sendJson(res, 200, body);
+    else writer.sendJson(res, 503, body, unavailableHeaders);
   };
 
   // Not async: the usual answer is at hand, and a promise per probe cost about a tenth of this
@@ -90,26 +91,26 @@ export function registerHealthRoutes(server: Server, deps: HealthDeps): void {
       // Only while overloaded: what the guard saw (an extra field; the documented fields keep their shape).
       ...(apiHealthy ? {} : { overload: overload.reasons }),
     };
-    if (databaseHealthy && apiHealthy) sendJson(res, 200, body);
-    else sendJson(res, 503, body, unavailableHeaders);
+    if (databaseHealthy && apiHealthy) writer.sendJson(res, 200, body);
+    else writer.sendJson(res, 503, body, unavailableHeaders);
   });
 
   // Liveness: answering at all proves the event loop turns; the database is not our liveness.
   server.get('/livez', (_req: Request, res: Response, next: Next) => {
-    sendJson(res, 200, { status: 'alive', uptime: Math.round(process.uptime()) });
+    writer.sendJson(res, 200, { status: 'alive', uptime: Math.round(process.uptime()) });
     next();
   });
 
   server.get('/readyz', async (_req, res) => {
     if (lifecycle.draining) {
-      sendJson(res, 503, { status: 'shutting_down' }, unavailableHeaders);
+      writer.sendJson(res, 503, { status: 'shutting_down' }, unavailableHeaders);
       return;
     }
     const reasons: string[] = [];
     if (lifecycle.state !== 'ready') reasons.push('starting');
     if (!(await databaseUp())) reasons.push('database unreachable');
     else if (!db.schemaReady) reasons.push('migrations pending');
-    if (reasons.length === 0) sendJson(res, 200, { status: 'ready' });
-    else sendJson(res, 503, { status: 'not_ready', reasons }, unavailableHeaders);
+    if (reasons.length === 0) writer.sendJson(res, 200, { status: 'ready' });
+    else writer.sendJson(res, 503, { status: 'not_ready', reasons }, unavailableHeaders);
   });
 }

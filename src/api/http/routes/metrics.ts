@@ -4,16 +4,21 @@ import type { Server } from 'restify';
 import { ForbiddenError } from 'restify-errors';
 import type { ClusterMetrics } from '../../../platform/metrics/cluster';
 import type { MonitoringAccess } from '../monitoringAccess';
-import { sendBody } from '../respond';
+import type { ResponseWriter } from '../respond';
 
 /** The refusal of /metrics and /status/summary: says how to get in, names nothing secret. */
 export function monitoringForbidden(): ForbiddenError {
   return new ForbiddenError('Monitoring details are for allowed clients only (see METRICS_ALLOW and METRICS_TOKEN)');
 }
 
-export function registerMetricsRoute(server: Server, metrics: ClusterMetrics, access: MonitoringAccess): void {
+export function registerMetricsRoute(
+  server: Server,
+  metrics: ClusterMetrics,
+  access: MonitoringAccess,
+  writer: Pick<ResponseWriter, 'sendBody'>,
+): void {
   server.get('/metrics', async (req, res) => {
     if (!access.allows(req)) throw monitoringForbidden();
-    sendBody(res, 200, metrics.contentType, await metrics.text());
+    writer.sendBody(res, 200, metrics.contentType, await metrics.text());
   });
 }

@@ -3,12 +3,12 @@
 // shed under overload like every path that is not for monitoring.
 import type { Server } from 'restify';
 import { openApiText } from '../openapi';
-import { sendBody } from '../respond';
+import type { ResponseWriter } from '../respond';
 
-export function registerOpenApiRoute(server: Server, version: string): void {
+export function registerOpenApiRoute(server: Server, version: string, writer: Pick<ResponseWriter, 'sendBody'>): void {
   const document = openApiText(version);
   // The literal path, as every route has one: test/openapi-document.test.ts finds routes by it.
   server.get('/openapi.json', async (_req, res) => {
-    sendBody(res, 200, 'application/json', document);
+    writer.sendBody(res, 200, 'application/json', document);
   });
 }

@@ -39,7 +39,7 @@ const logDir = path.resolve(root, process.env.LOG_DIR || 'logs');
 
 /**
  * PM2's log files of an app are the project's own file: the apps write only to stdout under
- * PM2 (src/pm2LogOutput.ts), so each line is written once, `pm2 logs` shows it live and
+ * PM2 (src/platform/logging/pm2LogOutput.ts), so each line is written once, `pm2 logs` shows it live and
  * `pm2 logs --nostream` prints the file's tail. Out and error go to the same file (PM2 prints a
  * file named twice once); the lines carry their own timestamps; one file for all workers.
  * The supervisor rotates these files (docs/operations.md, "Rotation").

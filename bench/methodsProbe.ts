@@ -20,7 +20,7 @@ const PATHS = ['/health', '/api/me', '/no-such-path'];
 const REQUEST_SERIES = /^resilient_api_http_requests_total\{/;
 
 async function sizes(sandbox: Pm2Sandbox, label: string): Promise<string> {
-  // Each worker serves its own metrics on a socket in this folder (src/metrics/cluster.ts).
+  // Each worker serves its own metrics on a socket in this folder (src/platform/metrics/cluster.ts).
   const dir = path.join(sandbox.home, 'resilient-api', String(sandbox.port));
   const sockets = readdirSync(dir).filter((name) => name.startsWith('api-'));
   const perWorker = await Promise.all(sockets.map(async (name) => (await scrapeSocket(path.join(dir, name))).length));

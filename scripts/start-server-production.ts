@@ -2,7 +2,7 @@
 // production ecosystem under the PM2 daemon (cluster, 0.0.0.0:8000), wait for /health, print the
 // URL, return. Run again while it runs: a zero-downtime reload with the current environment
 // (the ecosystem file hands the environment to every app, so a changed variable is applied).
-// The JWT secret is not its business: the service finds it itself (src/config.ts).
+// The JWT secret is not its business: the service finds it itself (src/platform/config.ts).
 //
 //   npm start            npx tsx scripts/start-server-production.ts
 import { databaseTarget, pm2Home } from '../src/platform/config';

@@ -16,7 +16,7 @@ import { startService, type Service, tempDir } from './helpers/service';
 import { sleep, waitFor } from './helpers/wait';
 import { startWebhookReceiver } from './helpers/webhook';
 
-/** The folder's files, without the status file each run updates for /metrics (src/backup/status.ts). */
+/** The folder's files, without the status file each run updates for /metrics (src/platform/backups/status.ts). */
 const backupFolder = (dir: string): string[] => readdirSync(dir).filter((name) => !name.endsWith('-backup-status.json'));
 
 const BACKUP_NAME = /^[A-Za-z0-9_]+-\d{8}T\d{6}Z(-\d+)?\.sql\.gz$/;

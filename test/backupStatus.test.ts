@@ -1,4 +1,4 @@
-// What /metrics reads about backups (src/backup/status.ts), straight from a folder: the newest
+// What /metrics reads about backups (src/platform/backups/status.ts), straight from a folder: the newest
 // backup of each kind, its size, the duration the job recorded for that very file, and the
 // failed runs. The live scrape of a cluster is tested in alert-rules.test.ts.
 import { mkdirSync, writeFileSync } from 'node:fs';

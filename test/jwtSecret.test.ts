@@ -9,7 +9,7 @@ import path from 'node:path';
 import test from 'ava';
 import { ROOT, tempDir } from './helpers/service';
 
-const CONFIG = path.join(ROOT, 'dist', 'src', 'config.js');
+const CONFIG = path.join(ROOT, 'dist', 'src', 'platform', 'config.js');
 
 interface Loaded {
   readonly code: number | null;

@@ -63,9 +63,9 @@ test('the document is the same text every time it is built', (t) => {
   t.is(openApiText(version), openApiText(version));
 });
 
-/** `METHOD /path` of every route registered in src/http, read from the source (each names its path literally). */
+/** `METHOD /path` of every route registered in src/api/http, read from the source (each names its path literally). */
 function registeredRoutes(): string[] {
-  const dir = path.join(ROOT, 'src', 'http');
+  const dir = path.join(ROOT, 'src', 'api', 'http');
   const files = [
     ...readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f)),
     ...readdirSync(path.join(dir, 'routes')).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, 'routes', f)),

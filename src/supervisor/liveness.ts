@@ -1,5 +1,5 @@
 // Which api workers have a stuck event loop: each online worker is pinged over PM2's IPC every
-// second and answers from its event loop (src/liveness.ts). A worker silent for the timeout is
+// second and answers from its event loop (src/platform/liveness.ts). A worker silent for the timeout is
 // stuck. Pure bookkeeping: the caller pings, kills and logs.
 
 export interface OnlineWorker {

@@ -12,7 +12,7 @@
 // cannot hide inside what this scan takes for a string or a comment.
 
 /** Statements a dump of one database starts with (version comments are read as the code they hold). */
-const STATEMENT_STARTS = new Set(['SET', 'DROP', 'CREATE', 'ALTER', 'LOCK', 'UNLOCK', 'INSERT']);
+const STATEMENT_STARTS: ReadonlySet<string> = new Set(['SET', 'DROP', 'CREATE', 'ALTER', 'LOCK', 'UNLOCK', 'INSERT']);
 
 /** What may follow each statement's first word. */
 const SECOND_WORDS: Record<string, ReadonlySet<string>> = {
@@ -25,10 +25,10 @@ const SECOND_WORDS: Record<string, ReadonlySet<string>> = {
 };
 
 /** Words that name or switch a database. */
-const DATABASE_WORDS = new Set(['USE', 'DATABASE', 'DATABASES', 'SCHEMA', 'SCHEMAS']);
+const DATABASE_WORDS: ReadonlySet<string> = new Set(['USE', 'DATABASE', 'DATABASES', 'SCHEMA', 'SCHEMAS']);
 
 /** Words that reach beyond this database's tables: accounts, server state, files, other servers. */
-const FOREIGN_WORDS = new Set([
+const FOREIGN_WORDS: ReadonlySet<string> = new Set([
   'GRANT', 'REVOKE', 'USER', 'ROLE', 'PASSWORD', 'SERVER', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY', 'OUTFILE',
   'DUMPFILE', 'INFILE', 'LOAD_FILE', 'PLUGIN', 'SONAME', 'EVENT', 'SHUTDOWN', 'KILL', 'TABLESPACE', 'INSTALL',
   'UNINSTALL', 'MASTER', 'SLAVE', 'REPLICA', 'BINLOG', 'PREPARE', 'EXECUTE', 'DEALLOCATE', 'HANDLER', 'FLUSH',
@@ -36,7 +36,7 @@ const FOREIGN_WORDS = new Set([
 ]);
 
 /** The mysql/mariadb client's own commands (named form); at a line's start the client may run them. */
-const CLIENT_COMMANDS = new Set([
+const CLIENT_COMMANDS: ReadonlySet<string> = new Set([
   'help', 'clear', 'connect', 'delimiter', 'edit', 'ego', 'exit', 'go', 'nopager', 'notee', 'nowarning', 'pager',
   'print', 'prompt', 'quit', 'rehash', 'source', 'status', 'system', 'tee', 'use', 'charset', 'warnings',
   'sandbox', 'query_attributes', 'ssl_session_data_print', 'resetconnection',
@@ -50,12 +50,12 @@ const CLIENT_COMMANDS = new Set([
 const SET_FORBIDDEN = ['NO_BACKSLASH_ESCAPES', 'ANSI', 'ORACLE', 'MSSQL', 'DB2', 'POSTGRESQL', 'MAXDB', 'BIG5', 'CP932', 'SJIS', 'GBK', 'GB18030'];
 
 /** A word after which a name is a table (so `NEW.t` there is database `new`, not the trigger's row). */
-const TABLE_POSITION_WORDS = new Set([
+const TABLE_POSITION_WORDS: ReadonlySet<string> = new Set([
   'INTO', 'UPDATE', 'TABLE', 'TABLES', 'FROM', 'JOIN', 'INSERT', 'REPLACE', 'DELETE', 'REFERENCES', 'TRUNCATE',
   'STRAIGHT_JOIN', 'CALL', 'LIKE',
 ]);
 /** A word after which names are values again (columns, NEW.col). */
-const EXPRESSION_WORDS = new Set([
+const EXPRESSION_WORDS: ReadonlySet<string> = new Set([
   'SET', 'WHERE', 'VALUES', 'VALUE', 'SELECT', 'ON', 'USING', 'HAVING', 'BY', 'LIMIT', 'THEN', 'ELSE', 'ELSEIF',
   'WHEN', 'IF', 'RETURN', 'AND', 'OR', 'XOR', 'NOT', 'CASE', 'DO', 'BEGIN', 'END', 'ROW', 'IS', 'IN', 'BETWEEN',
 ]);

@@ -23,7 +23,7 @@ export class DatabaseTimeoutError extends NamedError {
 }
 
 /** Failures of the connection or of the server's resources that may pass by themselves. */
-const TRANSIENT_CODES = new Set([
+const TRANSIENT_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -44,13 +44,13 @@ const TRANSIENT_CODES = new Set([
 ]);
 
 /** The server has undone the statement (or the whole transaction) itself: repeating is safe. */
-const ROLLED_BACK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+const ROLLED_BACK_CODES: ReadonlySet<string> = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 
 /**
  * The service's tables (or its database) are not there: a restore is replacing them, or someone
  * dropped them. Not a bug in the request, and not for ever: answered 503 like an outage.
  */
-const SCHEMA_MISSING_CODES = new Set(['ER_NO_SUCH_TABLE', 'ER_BAD_DB_ERROR']);
+const SCHEMA_MISSING_CODES: ReadonlySet<string> = new Set(['ER_NO_SUCH_TABLE', 'ER_BAD_DB_ERROR']);
 
 export function errorCode(error: unknown): string {
   if (error !== null && typeof error === 'object' && 'code' in error && typeof error.code === 'string') {

@@ -72,7 +72,7 @@ const rateLimits: Migration = {
         KEY ix_login_limits_expire (expire)
       ) ENGINE=InnoDB`);
     // Per-client request counts of the API rate limit, one row per client and minute window,
-    // shared by every worker and host (see src/http/rateLimit.ts).
+    // shared by every worker and host (see src/api/http/rateLimit.ts).
     await connection.query(`
       CREATE TABLE IF NOT EXISTS api_request_counts (
         window_start BIGINT UNSIGNED NOT NULL,
@@ -101,7 +101,7 @@ async function usersHas(connection: Connection, what: 'column' | 'index', name: 
 const unicodeUsernames: Migration = {
   name: '004-unicode-usernames',
   async up(connection) {
-    // Usernames become Unicode (src/auth/username.ts). An account is found by username_key: the
+    // Usernames become Unicode (src/api/auth/username.ts). An account is found by username_key: the
     // UTF-8 bytes of the canonical name (NFKC + case fold), unique and compared as binary, which
     // never ignores trailing spaces (the old ascii_general_ci key did: "alice " was "alice").
     // The display name becomes utf8mb4. Every step is skipped or harmless when already done, and
@@ -110,7 +110,7 @@ const unicodeUsernames: Migration = {
     if (!(await usersHas(connection, 'column', 'username_key'))) {
       // The default '' is what the trigger below replaces; it lets an INSERT that names no key
       // through on MySQL as on MariaDB.
-      // 384 bytes: USERNAME_KEY_MAX_BYTES in src/auth/username.ts, written out because a released
+      // 384 bytes: USERNAME_KEY_MAX_BYTES in src/api/auth/username.ts, written out because a released
       // migration must not change when code does.
       await connection.query("ALTER TABLE users ADD COLUMN username_key VARBINARY(384) NOT NULL DEFAULT '' AFTER username");
     }

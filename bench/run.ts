@@ -11,6 +11,7 @@ import { chaosDrill } from './scenarios/chaos';
 import { connectionSpread } from './scenarios/spread';
 import { databaseOutage, killDrill, reloadDrill } from './scenarios/drills';
 import { healthThroughput } from './scenarios/health';
+import { meThroughput } from './scenarios/me';
 import { loginFlood } from './scenarios/logins';
 import { registrations } from './scenarios/registrations';
 import { statusAtScale } from './scenarios/statusScale';
@@ -19,6 +20,7 @@ import { messageOf } from '../src/platform/util/errors';
 
 const SCENARIOS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Promise<ScenarioResult>]> = [
   ['health', healthThroughput],
+  ['me', meThroughput],
   ['status', statusAtScale],
   ['login', loginFlood],
   ['register', registrations],

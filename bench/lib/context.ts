@@ -27,10 +27,21 @@ export interface BenchContext {
   database(prefix: string): Promise<TestDatabase>;
   /** The production ecosystem under its own PM2 daemon; destroyed when the run ends. */
   startService(env: Record<string, string>, workers?: number): Promise<Pm2Sandbox>;
-  /** The bare restify baseline under its own PM2 daemon; destroyed when the run ends. */
-  startBaseline(workers?: number): Promise<Pm2Sandbox>;
+  /**
+   * A bare restify baseline under its own PM2 daemon; destroyed when the run ends. By default
+   * bench/baseline.js (the /health twin); `script` picks another, given `env` (a database) and
+   * ready once `probe` answers with any HTTP status.
+   */
+  startBaseline(workers?: number, options?: BaselineOptions): Promise<Pm2Sandbox>;
   cleanup(): Promise<void>;
   log(message: string): void;
+}
+
+export interface BaselineOptions {
+  /** File under bench/. */
+  readonly script?: string;
+  readonly env?: Record<string, string>;
+  readonly probe?: string;
 }
 
 /** Settings under which the service is measured: protection that would throttle a single load client is off. */
@@ -60,11 +71,11 @@ export function createContext(quick: boolean): BenchContext {
       await sandbox.startEcosystem('production', workers);
       return sandbox;
     },
-    async startBaseline(workers = cores) {
-      const sandbox = await createPm2Sandbox({});
+    async startBaseline(workers = cores, { script = 'baseline.js', env = {}, probe = '/health' } = {}) {
+      const sandbox = await createPm2Sandbox(env);
       sandboxes.push(sandbox);
-      await sandbox.pm2('start', path.join(ROOT, 'bench', 'baseline.js'), '--name', 'baseline', '-i', String(workers), '--wait-ready');
-      await waitFor('the baseline', async () => (await sandbox.request('/health', { timeoutMs: 1000 })).status === 200, 15_000, 100);
+      await sandbox.pm2('start', path.join(ROOT, 'bench', script), '--name', 'baseline', '-i', String(workers), '--wait-ready');
+      await waitFor('the baseline', async () => (await sandbox.request(probe, { timeoutMs: 1000 })).status > 0, 15_000, 100);
       return sandbox;
     },
     async cleanup() {

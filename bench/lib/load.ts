@@ -179,9 +179,11 @@ export async function alternatingRounds(options: {
   readonly rounds: number;
   readonly seconds: number;
   readonly connections?: number;
+  /** Sent with every request to both sides (a bearer token). */
+  readonly headers?: Record<string, string>;
 }): Promise<{ reference: RoundsSummary; measured: RoundsSummary; ratio: number }> {
   const load = (url: string, durationSeconds: number): Promise<LoadResult> =>
-    runLoad({ url: `${url}${options.path}`, connections: options.connections ?? 64, durationSeconds });
+    runLoad({ url: `${url}${options.path}`, connections: options.connections ?? 64, durationSeconds, headers: options.headers });
   await load(options.referenceUrl, 1);
   await load(options.measuredUrl, 1);
   const referenceRuns: LoadResult[] = [];

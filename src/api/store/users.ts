@@ -23,13 +23,16 @@ export class UsernameTakenError extends NamedError {
   }
 }
 
-interface UserRow {
+interface PublicUserRow {
   [column: string]: unknown;
   id: number | string;
   username: string;
   email: string | null;
-  password_hash: string;
   created_at: Date;
+}
+
+interface UserRow extends PublicUserRow {
+  password_hash: string;
 }
 
 function toUser(row: UserRow): UserWithHash {
@@ -78,13 +81,10 @@ export class UserRepository {
   }
 
   async findById(id: number): Promise<User | undefined> {
-    const rows = await this.db.select<UserRow>(
-      'SELECT id, username, email, password_hash, created_at FROM users WHERE id = ?',
-      [id],
-    );
-    if (!rows[0]) return undefined;
-    const { passwordHash: _hidden, ...user } = toUser(rows[0]);
-    return user;
+    // Without the hash: every authenticated request reads this row, and none of them needs it.
+    const rows = await this.db.select<PublicUserRow>('SELECT id, username, email, created_at FROM users WHERE id = ?', [id]);
+    const row = rows[0];
+    return row ? { id: Number(row.id), username: row.username, email: row.email, createdAt: row.created_at } : undefined;
   }
 
   async exists(username: string): Promise<boolean> {

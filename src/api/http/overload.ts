@@ -56,7 +56,7 @@ export class OverloadGuard {
   constructor(
     private readonly limits: OverloadConfig,
     private readonly poolWaiting: () => number,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'info' | 'warn'>,
     private readonly counters: Pick<ApiCounters, 'overloadRejections'>,
   ) {}
 

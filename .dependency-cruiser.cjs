@@ -67,6 +67,13 @@ module.exports = {
       to: { path: '^src/api/http/' },
     },
     {
+      name: 'api-metrics-under-http',
+      comment: 'The api\'s counters and registry are read by the HTTP layer, not the other way round',
+      severity: 'error',
+      from: { path: '^src/api/metrics/' },
+      to: { path: '^src/api/http/' },
+    },
+    {
       name: 'not-to-unresolvable',
       severity: 'error',
       from: {},

@@ -42,32 +42,56 @@ function isReadonlyType(type: ts.TypeNode | undefined): boolean {
   return ts.isTypeReferenceNode(type) && /^Readonly/.test(type.typeName.getText());
 }
 
-/** The top-level declarations of a file that hold (or may hold) mutable state. */
+/** `x as const`, or a value frozen where it is made. */
+function isFrozenValue(init: ts.Expression): boolean {
+  if (ts.isAsExpression(init) && init.type.getText() === 'const') return true;
+  return ts.isCallExpression(init) && init.expression.getText() === 'Object.freeze';
+}
+
+/**
+ * The top-level statements of a file that hold (or may hold) mutable state: a let or var; a new
+ * of anything but a stateless class; an array or object literal not typed read-only, `as const`
+ * or frozen; a static class field that is not readonly; and a statement run for its effect at
+ * import time (registering something in a library, say). A function call's result is not
+ * judged here (zod schemas, symbols, paths): it cannot be told from the syntax.
+ */
 function mutableState(file: string): string[] {
   const text = readFileSync(path.join(ROOT, file), 'utf8');
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
   const found: string[] = [];
+  const at = (node: ts.Node, name: string): string =>
+    `${file}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1} ${name}`;
   for (const statement of source.statements) {
+    if (ts.isExpressionStatement(statement)) {
+      found.push(`${at(statement, statement.expression.getText().slice(0, 40))}: a statement run at import time`);
+      continue;
+    }
+    if (ts.isClassDeclaration(statement)) {
+      for (const member of statement.members) {
+        const modifiers = ts.canHaveModifiers(member) ? (ts.getModifiers(member) ?? []) : [];
+        const isStatic = modifiers.some((m) => m.kind === ts.SyntaxKind.StaticKeyword);
+        const isReadonly = modifiers.some((m) => m.kind === ts.SyntaxKind.ReadonlyKeyword);
+        if (ts.isPropertyDeclaration(member) && isStatic && !isReadonly) found.push(`${at(member, member.name.getText())}: a static field`);
+      }
+      continue;
+    }
     if (!ts.isVariableStatement(statement)) continue;
     const list = statement.declarationList;
     const isConst = (list.flags & ts.NodeFlags.Const) !== 0;
     for (const declaration of list.declarations) {
       const name = declaration.name.getText();
       if (NAMED_SINGLETONS.has(`${file.split(path.sep).join('/')} ${name}`)) continue;
-      const where = `${file}:${source.getLineAndCharacterOfPosition(declaration.getStart()).line + 1} ${name}`;
+      const where = at(declaration, name);
       if (!isConst) {
         found.push(`${where}: a module-level let/var`);
         continue;
       }
       const init = declaration.initializer;
-      if (!init || isReadonlyType(declaration.type)) continue;
+      if (!init || isReadonlyType(declaration.type) || isFrozenValue(init)) continue;
       if (ts.isNewExpression(init) && !STATELESS_CLASSES.has(init.expression.getText())) {
         found.push(`${where}: a module-level new ${init.expression.getText()}`);
-      } else if (
-        (ts.isArrayLiteralExpression(init) && init.elements.length === 0) ||
-        (ts.isObjectLiteralExpression(init) && init.properties.length === 0)
-      ) {
-        found.push(`${where}: a module-level empty collection`);
+      } else if (ts.isArrayLiteralExpression(init) || ts.isObjectLiteralExpression(init)) {
+        found.push(`${where}: a module-level ${ts.isArrayLiteralExpression(init) ? 'array' : 'object'} that is not read-only`);
       }
     }
   }
@@ -90,15 +114,42 @@ test('the scan sees what it forbids', (t) => {
       'let counter = 0;',
       'const cache = new Map<string, number>();',
       'const seen: string[] = [];',
+      'const settings = { retries: 3 };',
+      'registerSomething();',
+      'class Pool { static instances = 0; static readonly LIMIT = 4; }',
       'const WORDS: ReadonlySet<string> = new Set(["a"]);',
       'const PATTERN = new RegExp("x");',
+      'const LEVELS = ["a", "b"] as const;',
+      'const DEFAULTS: Readonly<{ retries: number }> = { retries: 3 };',
+      'const FROZEN = Object.freeze({ retries: 3 });',
       'export const LIMIT = 3;',
     ].join('\n'),
   );
   t.deepEqual(
     mutableState(relative).map((line) => line.replace(/^.*:\d+ /, '')),
-    ['counter: a module-level let/var', 'cache: a module-level new Map', 'seen: a module-level empty collection'],
+    [
+      'counter: a module-level let/var',
+      'cache: a module-level new Map',
+      'seen: a module-level array that is not read-only',
+      'settings: a module-level object that is not read-only',
+      'registerSomething(): a statement run at import time',
+      'instances: a static field',
+    ],
   );
+});
+
+test('every module of the platform sits in one of its layers', (t) => {
+  // The layer rules name the layers by path; a module in none would escape all of them.
+  interface Rule { readonly name: string; readonly from: { readonly path?: string }; readonly to: { readonly path?: string } }
+  const config = require(path.join(ROOT, '.dependency-cruiser.cjs')) as { forbidden: readonly Rule[] };
+  const layerPaths = config.forbidden
+    .filter((rule) => /^platform-.*-is-inner$/.test(rule.name))
+    .flatMap((rule) => [rule.from.path, rule.to.path])
+    .filter((pattern): pattern is string => pattern !== undefined)
+    .map((pattern) => new RegExp(pattern));
+  t.true(layerPaths.length >= 4, 'the layer rules were found');
+  const platform = sourceFiles('src/platform').map((file) => file.split(path.sep).join('/'));
+  t.deepEqual(platform.filter((file) => !layerPaths.some((layer) => layer.test(file))), []);
 });
 
 test('a wrong-way import fails the boundary check', async (t) => {

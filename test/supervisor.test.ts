@@ -551,4 +551,8 @@ test('readExitSignal reads the last signal PM2 logged for that worker', async (t
   t.is(await readExitSignal(file, 'api', 0), 'SIGKILL');
   t.is(await readExitSignal(file, 'api', 1), 'SIGSEGV');
   t.is(await readExitSignal(path.join(dir, 'missing.log'), 'api', 0), undefined);
+  // A worker whose run started after its last logged death: that line is an earlier death's.
+  t.is(await readExitSignal(file, 'api', 0, new Date('2026-01-01T00:00:02').getTime()), 'SIGKILL');
+  t.is(await readExitSignal(file, 'api', 0, new Date('2026-01-01T00:00:03').getTime()), undefined);
+  t.is(await readExitSignal(file, 'api', 1, new Date('2026-01-01T00:00:02').getTime()), undefined);
 });

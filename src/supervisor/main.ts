@@ -56,7 +56,7 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   const pm2Log = path.join(pm2Home(), 'pm2.log');
   const supervisor = new Supervisor(
     config,
-    { stop: pm2.stop, exitSignal: (app, worker) => readExitSignal(pm2Log, app, worker) },
+    { stop: pm2.stop, exitSignal: (app, worker, runStartedAt) => readExitSignal(pm2Log, app, worker, runStartedAt) },
     log,
     alerts,
     metrics,

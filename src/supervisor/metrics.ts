@@ -1,5 +1,5 @@
 // What the supervisor sees on PM2's bus, as metrics. The supervisor serves them on its own socket
-// in the metrics folder (metrics/cluster.ts), so any api worker's GET /metrics includes them.
+// in the metrics folder (platform/metrics/cluster.ts), so any api worker's GET /metrics includes them.
 // Counted since the supervisor started.
 import { Counter, Registry } from 'prom-client';
 

@@ -26,7 +26,7 @@ import type { Bus, BusPacket, Pm2Process } from '../platform/pm2/pm2';
 export interface Pm2Control {
   stop(target: string | number): Promise<void>;
   /** The signal that killed the worker, which PM2 keeps only in its own log (readExitSignal). */
-  exitSignal(app: string, worker: number | string): Promise<string | undefined>;
+  exitSignal(app: string, worker: number | string, runStartedAt?: number): Promise<string | undefined>;
 }
 
 /** The time, and timers, as the supervisor reads them: tests stand in a clock they move. */
@@ -36,7 +36,7 @@ export interface Clock {
   later(ms: number, run: () => void): void;
 }
 
-export const systemClock: Clock = {
+export const systemClock: Readonly<Clock> = {
   now: () => Date.now(),
   later: (ms, run) => void setTimeout(run, ms).unref(),
 };
@@ -255,7 +255,7 @@ export class Supervisor {
       ? `SIGKILL from the supervisor (${stuck.reason})`
       : code !== 0
         ? `code ${code}`
-        : `signal ${(await this.pm2.exitSignal(proc.name, proc.pm_id)) ?? 'unknown (PM2 reports exit code 0)'}`;
+        : `signal ${(await this.pm2.exitSignal(proc.name, proc.pm_id, proc.pm_uptime)) ?? 'unknown (PM2 reports exit code 0)'}`;
     const reason = killedStuck ? 'stuck' : code !== 0 ? 'crash' : 'signal';
     this.metrics.countExit(proc.name, reason);
     const verdict = this.detector.recordCrash(proc.name, proc.pm_id, uptimeMs);
@@ -429,12 +429,30 @@ export class Supervisor {
  */
 const PM2_SIGNAL_EXIT = /App \[([^[\]\n]*)\] exited with code \[0\] via signal \[(\w+)\]/g;
 
-/** The signal that killed `app`'s worker `worker`, from PM2's own log (`pm2.log` in PM2_HOME), if it says. */
-export async function readExitSignal(pm2LogFile: string, app: string, worker: number | string): Promise<string | undefined> {
+/**
+ * The signal that killed `app`'s worker `worker` in the run that started at `runStartedAt` (ms),
+ * from PM2's own log (`pm2.log` in PM2_HOME), if it says. A line older than that run is an
+ * earlier death of the same worker: never taken for this one. PM2 stamps its lines to the second
+ * in local time (`YYYY-MM-DDTHH:mm:ss`); a line whose stamp cannot be read is taken as it is.
+ */
+export async function readExitSignal(
+  pm2LogFile: string,
+  app: string,
+  worker: number | string,
+  runStartedAt?: number,
+): Promise<string | undefined> {
   const name = `${app}:${worker}`;
+  const notBefore = runStartedAt === undefined ? -Infinity : Math.floor(runStartedAt / 1000) * 1000;
   const lastSignal = async (): Promise<string | undefined> => {
+    const text = await readTail(pm2LogFile, 32 * 1024);
     let signal: string | undefined;
-    for (const match of (await readTail(pm2LogFile, 32 * 1024)).matchAll(PM2_SIGNAL_EXIT)) if (match[1] === name) signal = match[2];
+    for (const match of text.matchAll(PM2_SIGNAL_EXIT)) {
+      if (match[1] !== name) continue;
+      const lineStart = text.lastIndexOf('\n', match.index) + 1;
+      const stamp = Date.parse(text.slice(lineStart, lineStart + 19));
+      if (Number.isFinite(stamp) && stamp < notBefore) continue;
+      signal = match[2];
+    }
     return signal;
   };
   // PM2 writes the line just before it tells the bus: if it is not there yet, give the write a moment.

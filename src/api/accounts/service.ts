@@ -24,7 +24,7 @@ export interface AccountLog {
   warn(message: string): void;
 }
 
-/** The counters the account rules increment (today's singletons in src/api/metrics/counters.ts). */
+/** The counters the account rules increment (made by createApiCounters, src/api/metrics/counters.ts). */
 export interface AccountCounters {
   /** result: success, wrong_password, unknown_user, throttled. */
   readonly loginAttempts: Counter<'result'>;

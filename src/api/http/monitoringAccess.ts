@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { BlockList } from 'node:net';
-import { inAddressList, normalizeAddress, parseAddressList } from '../../platform/util/addresses';
+import { inAddressList, isLoopback, normalizeAddress, parseAddressList } from '../../platform/util/addresses';
 import type { ClientIpResolver } from './clientIp';
 
 export interface MonitoringAccessOptions {
@@ -24,15 +24,13 @@ function forwarded(req: IncomingMessage): boolean {
   return req.headers['x-forwarded-for'] !== undefined || req.headers['forwarded'] !== undefined;
 }
 
-const LOOPBACK = parseAddressList(['127.0.0.0/8', '::1']).list;
-
 /**
  * A client on this very host that talks to the service directly: the socket peer is a loopback
  * address and the request carries no forwarding header (a reverse proxy on the same host
  * connects from loopback too, on behalf of anyone).
  */
 export function isDirectLoopbackClient(req: IncomingMessage): boolean {
-  return !forwarded(req) && inAddressList(LOOPBACK, normalizeAddress(req.socket.remoteAddress ?? ''));
+  return !forwarded(req) && isLoopback(normalizeAddress(req.socket.remoteAddress ?? ''));
 }
 
 export class MonitoringAccess {

@@ -350,6 +350,13 @@ function answerCannotLeave(req: IncomingMessage, res: ServerResponse): boolean {
 /** The handler, and how many requests it holds right now (for tests and diagnostics). */
 export type RateLimitHandler = ((req: IncomingMessage, res: ServerResponse) => boolean) & { readonly held: () => number };
 
+/** How the rate limit answers and counts. */
+export interface RateLimitAnswers {
+  /** Writes the 429s (and a 500 when a held request cannot be handed back). */
+  readonly writer: Pick<ResponseWriter, 'sendJsonBeforeRouting'>;
+  readonly counters: Pick<ApiCounters, 'rateLimitRejections' | 'rateLimitHeld'>;
+}
+
 /**
  * A restify `first` handler (the cheapest hook: no handler chain): counts the request, sets the
  * X-RateLimit-* headers once the client is past half of its limit, and answers 429 itself when
@@ -357,12 +364,6 @@ export type RateLimitHandler = ((req: IncomingMessage, res: ServerResponse) => b
  * worker's unconfirmed allowance) is taken out of restify (`false`) and handed back through
  * `resume` once the sync has answered, in arrival order, or at its deadline at the latest.
  */
-export interface RateLimitAnswers {
-  /** Writes the 429s (and a 500 when a held request cannot be handed back). */
-  readonly writer: Pick<ResponseWriter, 'sendJsonBeforeRouting'>;
-  readonly counters: Pick<ApiCounters, 'rateLimitRejections' | 'rateLimitHeld'>;
-}
-
 export function rateLimitHandler(
   limiter: SharedRateLimiter,
   clientIp: ClientIpResolver,

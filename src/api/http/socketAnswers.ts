@@ -58,7 +58,7 @@ const REFUSALS: Readonly<Record<string, Refusal>> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, code: 'PayloadTooLarge', message: 'Chunk extensions too large' },
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'RequestTimeout', message: 'Request took too long to arrive' },
 };
-const MALFORMED: Refusal = { status: 400, code: 'BadRequest', message: 'Malformed HTTP request' };
+const MALFORMED: Readonly<Refusal> = { status: 400, code: 'BadRequest', message: 'Malformed HTTP request' };
 
 /**
  * How long the answers due to earlier pipelined requests on a connection get to go out before a

@@ -1,4 +1,4 @@
-// The backups as metrics, read from the backup folder at scrape time (backup/status.ts), so any
+// The backups as metrics, read from the backup folder at scrape time (platform/backups/status.ts), so any
 // api worker answers for the one-shot backup job that took them. They live in a registry of their
 // own beside the cluster's merge (metrics/start.ts): one worker reads the folder per scrape.
 import type { Registry } from 'prom-client';

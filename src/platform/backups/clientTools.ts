@@ -20,7 +20,8 @@ const CANDIDATES: Readonly<Record<ClientTool, readonly string[]>> = {
 
 /**
  * The first candidate that runs on this machine; throws a message naming them all otherwise.
- * Not cached: a look-up costs about 50 ms, once or twice a backup or restore.
+ * Not cached: a look-up costs about 50 ms (a synchronous spawn, which also holds an api worker's
+ * event loop when it backs up before migrating, at start-up), once or twice a backup or restore.
  */
 export function findTool(tool: ClientTool): string {
   for (const candidate of CANDIDATES[tool]) {

@@ -15,7 +15,7 @@
 const STATEMENT_STARTS: ReadonlySet<string> = new Set(['SET', 'DROP', 'CREATE', 'ALTER', 'LOCK', 'UNLOCK', 'INSERT']);
 
 /** What may follow each statement's first word. */
-const SECOND_WORDS: Record<string, ReadonlySet<string>> = {
+const SECOND_WORDS: Readonly<Record<string, ReadonlySet<string>>> = {
   DROP: new Set(['TABLE', 'VIEW', 'PROCEDURE', 'FUNCTION', 'TRIGGER', 'SEQUENCE']),
   CREATE: new Set(['TABLE', 'TRIGGER', 'PROCEDURE', 'FUNCTION', 'SEQUENCE', 'VIEW', 'DEFINER', 'ALGORITHM', 'OR', 'SQL', 'AGGREGATE']),
   ALTER: new Set(['TABLE']),
@@ -47,7 +47,7 @@ const CLIENT_COMMANDS: ReadonlySet<string> = new Set([
  * read the rest differently from this scan), and character sets whose characters can end in the
  * byte of a backslash or a quote.
  */
-const SET_FORBIDDEN = ['NO_BACKSLASH_ESCAPES', 'ANSI', 'ORACLE', 'MSSQL', 'DB2', 'POSTGRESQL', 'MAXDB', 'BIG5', 'CP932', 'SJIS', 'GBK', 'GB18030'];
+const SET_FORBIDDEN: readonly string[] = ['NO_BACKSLASH_ESCAPES', 'ANSI', 'ORACLE', 'MSSQL', 'DB2', 'POSTGRESQL', 'MAXDB', 'BIG5', 'CP932', 'SJIS', 'GBK', 'GB18030'];
 
 /** A word after which a name is a table (so `NEW.t` there is database `new`, not the trigger's row). */
 const TABLE_POSITION_WORDS: ReadonlySet<string> = new Set([
@@ -78,7 +78,7 @@ interface Token {
   readonly qualifiedPart?: boolean;
 }
 
-const NONE: Token = { kind: 'punct', value: '' };
+const NONE: Readonly<Token> = { kind: 'punct', value: '' };
 
 /** One token object per punctuation character, not one per occurrence (rows are mostly `(`, `,` and `)`). */
 const PUNCTUATION: ReadonlyMap<string, Token> = new Map(

@@ -109,21 +109,25 @@ interface LayoutConfig {
   readonly secrets: readonly string[];
 }
 
-// log4js keeps its layouts by name for the whole process; these two read the secrets to mask
-// from their configuration (configureLogging), so each configuration's layouts hold their own.
-log4js.addLayout('backend', (config: LayoutConfig) => {
-  const { secrets } = config;
-  return (event: log4js.LoggingEvent) => formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data, secrets);
-});
-
-/** supervisor.log: as backend.log, except that the crash-loop line begins with CRITICAL (docs/operations.md). */
-log4js.addLayout('supervisor', (config: LayoutConfig) => {
-  const { secrets } = config;
-  return (event: log4js.LoggingEvent) =>
-    event.level.levelStr === 'FATAL'
-      ? `CRITICAL ${formatTimestamp(event.startTime)} - ${event.categoryName} - ${formatData(event.data, secrets)}`
-      : formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data, secrets);
-});
+/**
+ * log4js keeps its layouts by name for the whole process; these two read the secrets to mask
+ * from their configuration, so each configuration's layouts hold their own. Registered by
+ * configureLogging (again each time, which replaces them with the same), not at import.
+ */
+function registerLayouts(): void {
+  log4js.addLayout('backend', (config: LayoutConfig) => {
+    const { secrets } = config;
+    return (event: log4js.LoggingEvent) => formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data, secrets);
+  });
+  // supervisor.log: as backend.log, except that the crash-loop line begins with CRITICAL (docs/operations.md).
+  log4js.addLayout('supervisor', (config: LayoutConfig) => {
+    const { secrets } = config;
+    return (event: log4js.LoggingEvent) =>
+      event.level.levelStr === 'FATAL'
+        ? `CRITICAL ${formatTimestamp(event.startTime)} - ${event.categoryName} - ${formatData(event.data, secrets)}`
+        : formatLine(event.startTime, event.categoryName, event.level.levelStr, event.data, secrets);
+  });
+}
 
 /** Text written to stdout or stderr by something else than log4js, as lines of the log's format. */
 function foreignTextAsLines(text: string, stream: 'stdout' | 'stderr', secrets: readonly string[]): string {
@@ -188,7 +192,7 @@ function configurePm2Logging(options: LoggerOptions, layout: LayoutConfig): Sync
  * log4js's file appender plus a cheap inode check: when the file was renamed or removed by
  * the rotating process, reopen it so new lines go to the fresh file.
  */
-const reopeningFileAppender = {
+const reopeningFileAppender = Object.freeze({
   configure(config: { filename: string }, layouts: unknown, ...rest: unknown[]) {
     // log4js ships no types for its appender modules; the file appender's configure is stable API.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -218,7 +222,7 @@ const reopeningFileAppender = {
     };
     return wrapped;
   },
-};
+});
 
 /**
  * The one process-wide singleton of the logging, because log4js makes its configuration one:
@@ -247,6 +251,7 @@ export function configureLoggingFor(
 /** Configures log4js for the whole process (see syncSinkOfLog4jsConfiguration), replacing any earlier configuration. */
 export function configureLogging(options: LoggerOptions): void {
   syncSinkOfLog4jsConfiguration?.close();
+  registerLayouts();
   const layout: LayoutConfig = { type: options.layout ?? 'backend', secrets: options.secrets ?? NO_SECRETS };
   if (runsUnderPm2()) {
     syncSinkOfLog4jsConfiguration = configurePm2Logging(options, layout);

@@ -10,7 +10,7 @@ export interface BurstLimits {
   readonly windowMs: number;
 }
 
-export const SCRAPE_SHARING: BurstLimits = { burst: 10, windowMs: 1000 };
+export const SCRAPE_SHARING: Readonly<BurstLimits> = { burst: 10, windowMs: 1000 };
 
 export class BurstSharedValue<T> {
   private last: { readonly data: T; readonly at: number } | undefined;

@@ -39,3 +39,8 @@ export function inAddressList(list: BlockList, address: string): boolean {
   const family = isIP(address);
   return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
+
+/** 127.0.0.0/8 or ::1 (normalize `::ffff:127.0.0.1` first). */
+export function isLoopback(address: string): boolean {
+  return address === '::1' || (address.startsWith('127.') && isIP(address) === 4);
+}

@@ -5,7 +5,7 @@
 // totals into rates). Its Content-Security-Policy allows exactly its own inline style and script.
 import type { Server } from 'restify';
 import type { ClusterMetrics } from '../../../platform/metrics/cluster';
-import { summarize } from '../../metrics/summary';
+import { summarize } from '../statusSummary';
 import { SharedValue } from '../../../platform/util/async';
 import type { MonitoringAccess } from '../monitoringAccess';
 import type { OverloadGuard } from '../overload';

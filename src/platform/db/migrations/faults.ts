@@ -2,7 +2,7 @@
 // always fails, to show that a failed migration stops start-up and leaves the schema usable.
 import type { Migration } from './index';
 
-export const failingMigration: Migration = {
+export const failingMigration: Readonly<Migration> = {
   name: '900-fault-injected-failure',
   async up(connection) {
     // One ALTER naming the same column twice: refused whole, so the table stays as it was.

@@ -9,7 +9,7 @@ export interface Migration {
   down(connection: Connection): Promise<void>;
 }
 
-const createUsers: Migration = {
+const createUsers: Readonly<Migration> = {
   name: '001-create-users',
   async up(connection) {
     // ascii_general_ci: usernames are ASCII by rule, and unique regardless of case.
@@ -28,7 +28,7 @@ const createUsers: Migration = {
   },
 };
 
-const countUsers: Migration = {
+const countUsers: Readonly<Migration> = {
   name: '002-user-count',
   async up(connection) {
     // One row kept exact by triggers, so /api/status never counts a large table.
@@ -58,7 +58,7 @@ const countUsers: Migration = {
   },
 };
 
-const rateLimits: Migration = {
+const rateLimits: Readonly<Migration> = {
   name: '003-rate-limits',
   async up(connection) {
     // rate-limiter-flexible's MySQL store (brute-force counters of login): exactly these three
@@ -98,7 +98,7 @@ async function usersHas(connection: Connection, what: 'column' | 'index', name: 
   return rows.length > 0;
 }
 
-const unicodeUsernames: Migration = {
+const unicodeUsernames: Readonly<Migration> = {
   name: '004-unicode-usernames',
   async up(connection) {
     // Usernames become Unicode (src/api/auth/username.ts). An account is found by username_key: the

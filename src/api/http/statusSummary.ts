@@ -1,7 +1,7 @@
 // The cluster's metrics boiled down to what a person reads on the status page: workers,
 // restarts and request totals (the page turns successive totals into rates).
 import type { ClusterView, MetricJson, Snapshot } from '../../platform/metrics/cluster';
-import { MONITORING_ROUTES } from '../http/paths';
+import { MONITORING_ROUTES } from './paths';
 
 export interface WorkerSummary {
   readonly worker: string;

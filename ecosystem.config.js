@@ -100,9 +100,12 @@ const restartAlways = {
 const api = {
   ...common('api', 'src/api/main.js', 'src/api/main.ts'),
   ...restartAlways,
-  // A small young generation: under load V8 otherwise grows it to 3 × 16 MB per worker, which
-  // alone would take a worker past its memory budget (bench: memory at steady load).
-  node_args: ['--max-semi-space-size=2'],
+  // A bounded young generation: under load V8 otherwise grows it to 3 × 16 MB per worker, which
+  // alone would take a worker past its memory budget (bench: memory at steady load). 4 MB, not 2:
+  // at 2 MB scavenges took ~16% of a GET /api/me worker's busy time and ~9.5% of /health's, at
+  // 4 MB ~8% each (CPU profiles, docs/benchmarks.md), for at most 3 × 2 MB more per worker.
+  // 8 MB gained little more on /api/me and three times that memory.
+  node_args: ['--max-semi-space-size=4'],
   exec_mode: 'cluster',
   instances: instances(process.env.API_INSTANCES, production ? 'max' : 1),
   // Exit 78 is a bad configuration, which no restart heals: PM2 never restarts it, even with no

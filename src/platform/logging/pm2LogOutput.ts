@@ -9,21 +9,30 @@
 //   that `pm2 reloadLogs` destroys, dropping what is still queued in it (a rotation would lose
 //   lines), plus one IPC message per write. So the lines are appended here to the same file,
 //   gathered into one synchronous write per 10 ms (Node itself writes synchronously when stdout
-//   is a file), and sent to the bus in one message of PM2's own form; `log:reload` reopens it.
+//   is a file), and sent to the bus in one message of PM2's own form per 100 ms; `log:reload`
+//   reopens the file.
 import cluster from 'node:cluster';
 import { closeSync, openSync, writeSync } from 'node:fs';
 
 /**
- * Lines are gathered for this long and written (and sent to PM2's bus) together: each message
- * on the bus costs CPU in the worker, the PM2 daemon and every bus subscriber (the supervisor),
- * so one write per event-loop turn was still measurably dearer than per 10 ms (docs/operations.md, "Logs").
+ * Lines are gathered for this long and written together: a write per line (or per event-loop
+ * turn) was measurably dearer. It also bounds what a worker killed by SIGKILL loses of its file.
  */
 const BATCH_MS = 10;
+/**
+ * An api worker sends its lines to PM2's bus once per this long. Each bus message has a fixed
+ * cost in the worker, the PM2 daemon and every bus subscriber (the supervisor) whatever its
+ * size: with one message per 10 ms, GET /api/me cost ~35 µs of daemon and ~27 µs of supervisor
+ * CPU per request; per 100 ms, ~12 and ~8, and the worker ~60 µs less (1,550 → 2,090 req/s;
+ * docs/benchmarks.md, "Where the request path's time goes"). `pm2 logs` shows the lines at most
+ * this much later; the file gets them every BATCH_MS.
+ */
+const BUS_BATCH_MS = 100;
 /** Above this many queued characters the queue is written at once. */
 const MAX_QUEUED_CHARS = 64 * 1024;
 
 export interface LogOutput {
-  /** Queues whole lines (each ending in \n); they are written together within BATCH_MS. */
+  /** Queues whole lines (each ending in \n); they are written together within BATCH_MS (the bus: BUS_BATCH_MS). */
   write(lines: string): void;
   /** Writes what is queued, then these lines, before returning: for the moment before exit. */
   writeNow(lines: string): void;
@@ -44,13 +53,18 @@ interface Pm2LogMessage {
   readonly data: string;
 }
 
-/** Collects lines and hands them on once per BATCH_MS (or sooner past MAX_QUEUED_CHARS). */
-abstract class TurnBatchedOutput implements LogOutput {
+/** Text collected and handed to `deliver` once per `ms` (or sooner past MAX_QUEUED_CHARS). */
+class Batch {
   private queued = '';
   private scheduled = false;
 
-  write(lines: string): void {
-    this.queued += lines;
+  constructor(
+    private readonly ms: number,
+    private readonly deliver: (text: string) => void,
+  ) {}
+
+  add(text: string): void {
+    this.queued += text;
     if (this.queued.length >= MAX_QUEUED_CHARS) {
       this.flush();
       return;
@@ -61,80 +75,104 @@ abstract class TurnBatchedOutput implements LogOutput {
       setTimeout(() => {
         this.scheduled = false;
         this.flush();
-      }, BATCH_MS).unref();
+      }, this.ms).unref();
     }
-  }
-
-  writeNow(lines: string): void {
-    this.flush();
-    this.emit(lines, 'log:err');
   }
 
   flush(): void {
     if (this.queued === '') return;
     const text = this.queued;
     this.queued = '';
-    this.emit(text, 'log:out');
+    this.deliver(text);
+  }
+}
+
+/** Fork mode: the daemon reads the pipe, writes the app's out file and feeds the bus. */
+class PipeOutput implements LogOutput {
+  private readonly batch: Batch;
+
+  constructor(private readonly writeStdout: (text: string) => void) {
+    this.batch = new Batch(BATCH_MS, writeStdout);
+  }
+
+  write(lines: string): void {
+    this.batch.add(lines);
+  }
+
+  writeNow(lines: string): void {
+    this.batch.flush();
+    this.writeStdout(lines);
+  }
+
+  flush(): void {
+    this.batch.flush();
   }
 
   close(): void {
     this.flush();
   }
-
-  /** Writes the text synchronously; the type says how `pm2 logs` colours it. */
-  protected abstract emit(text: string, type: Pm2LogMessage['type']): void;
-}
-
-/** Fork mode: the daemon reads the pipe, writes the app's out file and feeds the bus. */
-class PipeOutput extends TurnBatchedOutput {
-  constructor(private readonly writeStdout: (text: string) => void) {
-    super();
-  }
-
-  protected emit(text: string): void {
-    this.writeStdout(text);
-  }
 }
 
 /** Cluster mode: the worker appends to the app's out file itself and sends the text to the bus. */
-class ClusterFileOutput extends TurnBatchedOutput {
+class ClusterFileOutput implements LogOutput {
   private fd: number | undefined;
+  private readonly fileBatch = new Batch(BATCH_MS, (text) => this.append(text));
+  private readonly busBatch = new Batch(BUS_BATCH_MS, (text) => this.send(text, 'log:out'));
   private readonly onMessage = (message: unknown): void => {
     if (typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'log:reload') this.reopen();
   };
 
   /** file undefined: PM2 was told to keep no file (/dev/null); lines only go to the bus. */
   constructor(private readonly file: string | undefined) {
-    super();
     this.fd = this.open();
     process.on('message', this.onMessage);
   }
 
-  override close(): void {
-    super.close();
+  write(lines: string): void {
+    this.fileBatch.add(lines);
+    this.busBatch.add(lines);
+  }
+
+  writeNow(lines: string): void {
+    this.flush();
+    this.append(lines);
+    this.send(lines, 'log:err');
+  }
+
+  flush(): void {
+    this.fileBatch.flush();
+    this.busBatch.flush();
+  }
+
+  close(): void {
+    this.flush();
     process.removeListener('message', this.onMessage);
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
 
-  protected emit(text: string, type: Pm2LogMessage['type']): void {
+  /** Appends synchronously to the app's out file. */
+  private append(text: string): void {
     this.fd ??= this.open();
-    if (this.fd !== undefined) {
-      try {
-        const bytes = Buffer.from(text, 'utf8');
-        let written = 0;
-        while (written < bytes.length) written += writeSync(this.fd, bytes, written);
-      } catch {
-        // A full or failing disk: the lines still reach `pm2 logs`; logging must not crash the worker.
-      }
+    if (this.fd === undefined) return;
+    try {
+      const bytes = Buffer.from(text, 'utf8');
+      let written = 0;
+      while (written < bytes.length) written += writeSync(this.fd, bytes, written);
+    } catch {
+      // A full or failing disk: the lines still reach `pm2 logs`; logging must not crash the worker.
     }
+  }
+
+  /** To PM2's bus, for `pm2 logs`; the type says how it colours the text. */
+  private send(text: string, type: Pm2LogMessage['type']): void {
     const message: Pm2LogMessage = { type, data: text };
     if (process.send && process.connected) process.send(message);
   }
 
   /** After a rotation (the supervisor calls `pm2 reloadLogs`): new lines go to the fresh file. */
   private reopen(): void {
-    this.flush();
+    this.fileBatch.flush();
     const next = this.open();
     if (next === undefined) return;
     if (this.fd !== undefined) closeSync(this.fd);

@@ -165,7 +165,13 @@ test.serial('every lenient spelling and every claim this service would not issue
   t.false(log.includes('raw-api-key'), 'nor a credential sent without a scheme');
   t.regex(log, /Authentication refused \(missing: Basic credentials, not Bearer\)/);
   // The error line of each answer (category http) says what the client was told, and no more.
-  const answered = log.slice(logBefore).split('\n').filter((line) => / - http - WARN - Request \S+ GET \/api\/me answered 401 /.test(line));
+  // Written after the auth line of the same request: waited for, not read at once.
+  const answeredLines = (): string[] =>
+    service.log().slice(logBefore).split('\n').filter((line) => / - http - WARN - Request \S+ GET \/api\/me answered 401 /.test(line));
+  const answered = await waitFor('the http line of every refusal', () => {
+    const found = answeredLines();
+    return found.length >= refused.length ? found : undefined;
+  });
   t.is(answered.length, refused.length);
   for (const line of answered) t.regex(line, /answered 401 Unauthorized: Authentication required$/);
 

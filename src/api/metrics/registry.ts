@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Database } from '../../platform/db/database';
-import type { ApiCounters } from './counters';
+import { type ApiCounters, eventCountersOf } from './counters';
 import { registerCustom } from '../../platform/metrics/lazyHistogram';
 
 const GAUGES_NAMED_AS_COUNTERS = [
@@ -37,7 +37,7 @@ export function createRegistry(sources: RegistrySources, counters: ApiCounters):
   // metrics` rejects. Each repeats the sum of its per-type gauge (nodejs_active_handles etc.),
   // so dropping them loses nothing.
   for (const misnamed of GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(misnamed);
-  for (const counter of counters.eventCounters) registry.registerMetric(counter);
+  for (const counter of eventCountersOf(counters)) registry.registerMetric(counter);
   registerCustom(
     registry,
     httpRequests.asCounter('resilient_api_http_requests_total', 'Requests answered, by method, route template and status'),

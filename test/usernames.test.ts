@@ -290,7 +290,7 @@ test.serial('migration 004 converts an existing ASCII table, and running it agai
     ]);
     // Cut short after its first step: the next run finishes the job.
     await connection.query("ALTER TABLE users ADD COLUMN username_key VARBINARY(384) NOT NULL DEFAULT '' AFTER username");
-    t.deepEqual(await migrate(released, log), ['004-unicode-usernames']);
+    t.deepEqual(await migrate(released, log, { migrations: migrations.slice(0, 4) }), ['004-unicode-usernames']);
     const [rows] = await connection.query<mysql.RowDataPacket[]>('SELECT username, username_key FROM users ORDER BY id');
     t.deepEqual(
       rows.map((r) => [r['username'], Buffer.from(r['username_key']).toString('utf8')]),

@@ -18,6 +18,7 @@ import { configureLoggingFor, getLogger, logFatalSync } from '../platform/loggin
 import { answerLivenessPings } from '../platform/liveness';
 import { exitForBadConfiguration } from '../platform/badConfiguration';
 import { startProcessMetrics } from './metrics/start';
+import { ServingHosts } from './hosts/servingHosts';
 import { version } from '../platform/version';
 import { messageOf } from '../platform/util/errors';
 
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
   lifecycle.install();
   log.info(
     `Starting resilient-api ${version} (${config.mode}, pid ${process.pid}, node ${process.version}) ` +
-      `with database ${databaseTarget(config.db)}`,
+      `on host ${config.hostId} with database ${databaseTarget(config.db)}`,
   );
   log.info(`JWT secret from ${config.jwt.source}`);
 
@@ -72,11 +73,20 @@ async function main(): Promise<void> {
       queueLimit: config.passwordHashQueueLimit,
       counters,
     });
+    // Hosts serving from this database must share the JWT secret: checked once the schema is
+    // current, before serving; a mismatch exits 78 like any bad configuration.
+    const servingHosts = new ServingHosts(
+      db,
+      { hostId: config.hostId, secret: config.jwt.secret, secretGenerated: config.jwt.generated, version, log: getLogger('hosts') },
+      (problem) => exitForBadConfiguration('hosts', new ConfigError([problem])),
+    );
+    lifecycle.onShutdown('stop the serving-host heartbeat', async () => servingHosts.stop());
     const schema = new SchemaKeeper(
       config.db,
       getLogger('migrations'),
       async () => {
         db.schemaReady = true;
+        await servingHosts.start();
         // Neither step may stop start-up: a database hiccup here is retried at the next start.
         try {
           if (config.seedDemoUser) await seedDemoUser(users, passwords, getLogger('app'));
@@ -111,7 +121,7 @@ async function main(): Promise<void> {
     db.start();
     // Back after an outage at start-up: migrate then, without a restart.
     db.monitor.on('up', () => {
-      schema.ensure().catch((error: unknown) => lifecycle.abortStartup(error));
+      schema.ensure().catch(abortUnlessBadConfiguration);
     });
     // Migrate before listening, so no request reaches a worker whose schema is behind.
     // An unreachable database does not stop start-up: the service answers 503 until it is back.
@@ -151,6 +161,12 @@ async function main(): Promise<void> {
     }
     lifecycle.markReady();
   } catch (error) {
+    abortUnlessBadConfiguration(error);
+  }
+
+  /** A ConfigError thrown by exitForBadConfiguration is already on its way out with 78. */
+  function abortUnlessBadConfiguration(error: unknown): void {
+    if (error instanceof ConfigError) return;
     lifecycle.abortStartup(error);
   }
 }

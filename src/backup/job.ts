@@ -7,12 +7,19 @@ import { EXIT_BAD_CONFIGURATION, reportBadConfiguration } from '../platform/badC
 import { configureLoggingFor, getLogger } from '../platform/logging/logger';
 import { createBackup } from '../platform/backups/backup';
 import { type BackupKind } from '../platform/backups/dumpFile';
-import { isScheduledLaunch, nextScheduledTime } from './schedule';
+import { nextScheduledTime, scheduledSlot } from './schedule';
+import { type SlotLease, takeScheduledSlot } from './lease';
 import { type BackupOutcome, recordBackupOutcomeOrWarn } from '../platform/backups/status';
 import { messageOf } from '../platform/util/errors';
 
 /** ecosystem.config.js's default for BACKUP_CRON. */
 const DEFAULT_BACKUP_CRON = '30 1 * * *';
+
+/** Beyond the other host's own bound on its dump (BACKUP_TIMEOUT_SECONDS), before giving up waiting for it. */
+const LEASE_WAIT_MARGIN_MS = 60_000;
+
+/** What a launch does: a backup of this kind (a scheduled tick names its slot, shared by every host), or nothing. */
+type Launch = { readonly kind: BackupKind; readonly slot?: Date } | { readonly skip: string };
 
 /**
  * Which backup this run takes, if any. `npm run backup` (not under PM2): one now. Under PM2 the
@@ -20,13 +27,15 @@ const DEFAULT_BACKUP_CRON = '30 1 * * *';
  * the ecosystem (each deploy) and `pm2 resurrect`: only a launch at a scheduled time backs up, so
  * deploys never push scheduled backups out. PM2 hands the app its schedule (cron_restart) and the
  * launch time (pm_uptime) in the environment. BACKUP_ON_START=1: other launches back up too,
- * named and kept as deploy backups.
+ * named and kept as deploy backups. A tick's backup is taken by one host of those sharing the
+ * database (lease.ts); `npm run backup` and deploy backups are this host's own.
  */
-function backupKindOfLaunch(env: Env, onStart: boolean): { kind: BackupKind } | { skip: string } {
+function backupKindOfLaunch(env: Env, onStart: boolean): Launch {
   if (env['pm_id'] === undefined) return { kind: 'scheduled' };
   const pattern = env['cron_restart'] || env['BACKUP_CRON'] || DEFAULT_BACKUP_CRON;
   const launchedAt = Number(env['pm_uptime']) || Date.now() - Math.round(process.uptime() * 1000);
-  if (isScheduledLaunch(pattern, launchedAt)) return { kind: 'scheduled' };
+  const slot = scheduledSlot(pattern, launchedAt);
+  if (slot) return { kind: 'scheduled', slot };
   if (onStart) return { kind: 'predeploy' };
   const next = nextScheduledTime(pattern, new Date());
   return {
@@ -64,11 +73,28 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => stop.abort(`${signal} received`);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  log.info(`Backup of ${target} into ${config.backup.dir} started`);
   // For the api's /metrics (status.ts).
   const record = (outcome: BackupOutcome): Promise<void> =>
     recordBackupOutcomeOrWarn(config.backup.dir, config.db.database, outcome, log);
+  let lease: SlotLease | undefined;
   try {
+    if ('slot' in launch && launch.slot) {
+      const decision = await takeScheduledSlot({
+        db: config.db,
+        hostId: config.hostId,
+        slot: launch.slot,
+        maxWaitMs: config.backup.timeoutMs + LEASE_WAIT_MARGIN_MS,
+        signal: stop.signal,
+        log,
+      });
+      if (!decision.taken) {
+        log.info(`Scheduled backup of ${launch.slot.toISOString()} already taken by host ${decision.byHost}: nothing to do`);
+        return 0;
+      }
+      lease = decision.lease;
+      log.info(`Scheduled backup of ${launch.slot.toISOString()} taken by this host (${config.hostId})`);
+    }
+    log.info(`Backup of ${target} into ${config.backup.dir} started`);
     const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stop.signal });
     const line =
       `Backup written: ${result.file} (${result.bytes} bytes compressed, ${result.uncompressedBytes} bytes of SQL, ` +
@@ -77,12 +103,17 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     log.info(line);
     console.log(line);
     await record({ ok: true, kind: launch.kind, file: result.file, durationMs: result.durationMs });
+    await lease?.finish({ ok: true, file: result.file }).catch((error: unknown) => {
+      // The dump is written; another host may take the slot again, which costs a second dump, not a missing one.
+      log.warn(`Could not record the scheduled backup as done (${messageOf(error)}); another host may back this slot up again`);
+    });
     return 0;
   } catch (error) {
     const message = `Backup of ${target} failed: ${messageOf(error)}`;
     log.error(message);
     console.error(message);
     await record({ ok: false });
+    await lease?.finish({ ok: false }).catch(() => undefined);
     await new AlertSender(config.alertWebhookUrl, log).send({
       level: 'CRITICAL',
       app: 'backup',
@@ -92,6 +123,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     });
     return 1;
   } finally {
+    await lease?.release();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

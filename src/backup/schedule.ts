@@ -11,12 +11,13 @@ const MAX_TICK_DELAY_MS = 60_000;
 const EARLY_FIRE_MS = 1000;
 
 /**
- * Whether a launch at `launchedAt` (ms) is a tick of `pattern`: a scheduled time lies at most
- * MAX_TICK_DELAY_MS before it, or half the interval to the next scheduled time when ticks come
- * more often than that (a schedule every 15 s allows 7.5 s). Uses the local time zone, as PM2's
- * daemon does.
+ * The scheduled time (the slot) a launch at `launchedAt` (ms) is the tick of, or null when it is
+ * no tick: a scheduled time lies at most MAX_TICK_DELAY_MS before it, or half the interval to the
+ * next scheduled time when ticks come more often than that (a schedule every 15 s allows 7.5 s).
+ * Uses the local time zone, as PM2's daemon does. Hosts sharing a database name the same slot
+ * for the same tick (their lease row, src/backup/lease.ts) as long as they share a time zone.
  */
-export function isScheduledLaunch(pattern: string, launchedAt: number): boolean {
+export function scheduledSlot(pattern: string, launchedAt: number): Date | null {
   const schedule = Cron(pattern);
   // The latest scheduled time at or shortly after the launch, within the widest window.
   let latest: Date | null = null;
@@ -24,10 +25,15 @@ export function isScheduledLaunch(pattern: string, launchedAt: number): boolean 
     if (next.getTime() > launchedAt + EARLY_FIRE_MS) break;
     latest = next;
   }
-  if (latest === null) return false;
+  if (latest === null) return null;
   const following = schedule.next(latest);
   const window = following === null ? MAX_TICK_DELAY_MS : Math.min(MAX_TICK_DELAY_MS, (following.getTime() - latest.getTime()) / 2);
-  return launchedAt - latest.getTime() <= window;
+  return launchedAt - latest.getTime() <= window ? latest : null;
+}
+
+/** Whether a launch at `launchedAt` (ms) is a tick of `pattern` (see scheduledSlot). */
+export function isScheduledLaunch(pattern: string, launchedAt: number): boolean {
+  return scheduledSlot(pattern, launchedAt) !== null;
 }
 
 /** The next scheduled time after `from`, for the log line of a launch that is not a tick. */

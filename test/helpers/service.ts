@@ -44,6 +44,8 @@ export interface StartOptions {
   /** 'live': /livez answers (default); 'none': return at once. */
   waitFor?: 'live' | 'none';
   logDir?: string;
+  /** The working directory (default: the checkout); a temporary one keeps a generated .jwt-secret out of the checkout. */
+  cwd?: string;
 }
 
 export async function startService(options: StartOptions = {}): Promise<Service> {
@@ -51,7 +53,7 @@ export async function startService(options: StartOptions = {}): Promise<Service>
   const port = await freePort();
   const logDir = options.logDir ?? tempDir('ra-logs-');
   const child = spawn(process.execPath, [MAIN], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: {
       PATH: process.env['PATH'] ?? '',
       NODE_ENV: 'test',

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { inAddressList, normalizeAddress, parseAddressList } from '../../platform/util/addresses';
 import type { IncomingMessage } from 'node:http';
+import type { Logger } from '../../platform/logging/logger';
 
 /** Some proxies write `1.2.3.4:5678` or `[2001:db8::1]:5678`; the port says nothing about the client. */
 function withoutPort(hop: string): string {
@@ -21,7 +22,29 @@ function withoutPort(hop: string): string {
  */
 export type ClientIpResolver = (req: IncomingMessage) => string;
 
-export function clientIpResolver(trustedProxies: readonly string[]): ClientIpResolver {
+/**
+ * A load balancer in front of the service while TRUSTED_PROXIES does not name it: every client
+ * then looks like the balancer, and shares one rate limit. Said once per process (the first
+ * X-Forwarded-For from a peer outside TRUSTED_PROXIES), naming the peer, never the header's text
+ * (anyone's to write). Built by the server, so the "once" belongs to one server.
+ */
+export class UntrustedForwardingWarning {
+  private warned = false;
+
+  constructor(private readonly log: Logger) {}
+
+  note(peer: string): void {
+    if (this.warned) return;
+    this.warned = true;
+    this.log.warn(
+      `X-Forwarded-For received from ${peer}, which is not in TRUSTED_PROXIES: the header is ignored and the client ` +
+        `is taken to be ${peer}. Behind a load balancer, set TRUSTED_PROXIES to the load balancer's address ` +
+        '(said once per process)',
+    );
+  }
+}
+
+export function clientIpResolver(trustedProxies: readonly string[], untrusted?: UntrustedForwardingWarning): ClientIpResolver {
   const { list } = parseAddressList(trustedProxies);
   const trusted = (address: string): boolean => inAddressList(list, address);
   const noProxies = trustedProxies.length === 0;
@@ -29,7 +52,9 @@ export function clientIpResolver(trustedProxies: readonly string[]): ClientIpRes
   return (req) => {
     let client = normalizeAddress(req.socket.remoteAddress ?? 'unknown');
     const forwarded = req.headers['x-forwarded-for'];
-    if (!noProxies && forwarded !== undefined && trusted(client)) {
+    if (forwarded !== undefined && (noProxies || !trusted(client))) {
+      untrusted?.note(client);
+    } else if (forwarded !== undefined) {
       const hops = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded).split(',');
       for (let i = hops.length - 1; i >= 0; i--) {
         const hop = normalizeAddress(withoutPort((hops[i] ?? '').trim()));

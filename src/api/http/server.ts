@@ -11,7 +11,7 @@ import { RequestCountRepository } from '../store/requestCounts';
 import type { UserRepository } from '../store/users';
 import type { Lifecycle } from '../../platform/lifecycle';
 import { getLogger } from '../../platform/logging/logger';
-import { clientIpResolver } from './clientIp';
+import { clientIpResolver, UntrustedForwardingWarning } from './clientIp';
 import { sendError } from './errors';
 import { HOLD_DEADLINE_MS, isResumedByRateLimit, rateLimitHandler, SharedRateLimiter, workersOnThisHost } from './rateLimit';
 import type { ClusterMetrics } from '../../platform/metrics/cluster';
@@ -67,7 +67,7 @@ export function createServer(deps: ServerDeps): ApiServer {
     ...(config.tls ? { certificate: config.tls.cert, key: config.tls.key } : {}),
   });
   limitSlowClients(server, config.http);
-  const clientIp = clientIpResolver(config.trustedProxies);
+  const clientIp = clientIpResolver(config.trustedProxies, new UntrustedForwardingWarning(httpLog));
 
   // One writer for every answer of this server: its security headers (HSTS only when it speaks
   // HTTPS), and the observer that counts and logs each answer.

@@ -10,3 +10,8 @@ export function migrationLockName(database: string): string {
 export function restoreLockName(database: string): string {
   return `resilient_api.restore.${database}`;
 }
+
+/** Held by the host running a scheduled backup (src/backup/lease.ts): the others wait, then find it done. */
+export function scheduledBackupLockName(database: string): string {
+  return `resilient_api.scheduled-backup.${database}`;
+}

@@ -146,4 +146,53 @@ const unicodeUsernames: Readonly<Migration> = {
   },
 };
 
-export const migrations: readonly Migration[] = [createUsers, countUsers, rateLimits, unicodeUsernames];
+const scheduledBackups: Readonly<Migration> = {
+  name: '005-scheduled-backups',
+  async up(connection) {
+    // The lease of the scheduled backup (src/backup/lease.ts): one row per scheduled time (the
+    // slot, UTC), written by the one host that took it, so the hosts sharing this database back
+    // up once per slot. Times are UTC: hosts may not share a time zone, the server is one clock.
+    await connection.query(`
+      CREATE TABLE IF NOT EXISTS scheduled_backups (
+        slot DATETIME(3) NOT NULL PRIMARY KEY,
+        host_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        started_at DATETIME(3) NOT NULL,
+        ended_at DATETIME(3) NULL,
+        outcome ENUM('running', 'done', 'failed') CHARACTER SET ascii NOT NULL,
+        file VARCHAR(255) NULL
+      ) ENGINE=InnoDB`);
+  },
+  async down(connection) {
+    await connection.query('DROP TABLE IF EXISTS scheduled_backups');
+  },
+};
+
+const servingHosts: Readonly<Migration> = {
+  name: '006-serving-hosts',
+  async up(connection) {
+    // The hosts whose api serves from this database (src/api/hosts/servingHosts.ts): each
+    // checks that it signs tokens with the same JWT secret as the others. Never the secret, only a
+    // fingerprint that cannot give it back; last_seen is the database server's UTC clock.
+    await connection.query(`
+      CREATE TABLE IF NOT EXISTS serving_hosts (
+        host_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+        secret_fingerprint CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        secret_generated TINYINT(1) NOT NULL,
+        version VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        last_seen DATETIME(3) NOT NULL,
+        KEY ix_serving_hosts_last_seen (last_seen)
+      ) ENGINE=InnoDB`);
+  },
+  async down(connection) {
+    await connection.query('DROP TABLE IF EXISTS serving_hosts');
+  },
+};
+
+export const migrations: readonly Migration[] = [
+  createUsers,
+  countUsers,
+  rateLimits,
+  unicodeUsernames,
+  scheduledBackups,
+  servingHosts,
+];

@@ -2,6 +2,8 @@
 //
 //   npx pm2 start ecosystem.config.js                    development: 127.0.0.1, hot reload, 1 worker
 //   npx pm2 start ecosystem.config.js --env production   production: 0.0.0.0, cluster, 1 worker per core
+//   DEPLOY_HOSTS=web1,web2 npx pm2 deploy ecosystem.config.js production setup|update|revert 1
+//                                                        deploys to several hosts (docs/multi-host.md)
 //
 // PM2 loads this file with require(): it stays CommonJS (the .js extension and package.json's
 // "type": "commonjs"; an ESM package would need ecosystem.config.cjs). Database and other
@@ -9,6 +11,7 @@
 // so `MYSQL_PORT=3307 npx pm2 start ecosystem.config.js --env production` reaches port 3307.
 'use strict';
 
+const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 /** `--env production` on PM2's command line, else NODE_ENV, else development. */
@@ -149,4 +152,88 @@ const backup = {
   ...logFiles('backend.log'),
 };
 
-module.exports = { apps: [api, supervisor, backup] };
+/**
+ * What `pm2 deploy` runs in the new release's folder on each host, one host after the other:
+ * install, build, migrate (the first host applies what is pending under the migration lock, with
+ * its backup before migrating; the next hosts find nothing to do), then reload the apps (starting
+ * them on a host where they do not run yet). pm2-deploy reads this with a pattern that stops at a
+ * double quote: it must never contain one.
+ */
+const POST_DEPLOY = 'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production';
+
+/**
+ * Settings never passed through DEPLOY_ENV: pm2-deploy writes each hook's command line, variables
+ * included, to /tmp/pm2-deploy-<user>.log on the deploying machine and runs it over ssh (visible
+ * in `ps` on each host). Secrets travel as files: JWT_SECRET_FILE, MYSQL_PASSWORD in the host's
+ * environment.
+ */
+const SECRET_SETTINGS = new Set(['JWT_SECRET', 'MYSQL_PASSWORD', 'MYSQL_URL', 'METRICS_TOKEN']);
+
+/** The checkout's origin, for DEPLOY_REPO's default; undefined when there is none. */
+function originUrl() {
+  try {
+    const url = execFileSync('git', ['-C', root, 'config', '--get', 'remote.origin.url'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 2000,
+    });
+    return url.toString().trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * NODE_ENV=production and the variables DEPLOY_ENV names (comma-separated), with their values in
+ * this shell: pm2-deploy exports them before the post-deploy commands, unquoted, so a value may
+ * hold no space or quote.
+ */
+function deployEnvironment(env) {
+  const names = (env.DEPLOY_ENV || '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const passed = { NODE_ENV: 'production' };
+  for (const name of names) {
+    if (SECRET_SETTINGS.has(name)) {
+      throw new Error(`DEPLOY_ENV must not name ${name}: pm2 deploy logs its commands; give each host the secret in a file (docs/multi-host.md)`);
+    }
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`DEPLOY_ENV: "${name}" is not a variable name in capitals`);
+    const value = env[name] ?? '';
+    if (!/^[A-Za-z0-9_.,:/@=+%-]*$/.test(value)) {
+      throw new Error(`DEPLOY_ENV: the value of ${name} may hold only letters, digits and _ . , : / @ = + % - (pm2 deploy cannot quote it)`);
+    }
+    passed[name] = value;
+  }
+  return passed;
+}
+
+/**
+ * The `deploy` section of `pm2 deploy ecosystem.config.js production setup|update|revert [n]`
+ * (docs/multi-host.md), from DEPLOY_HOSTS (comma-separated, each `host` or `user@host`),
+ * DEPLOY_USER (for hosts named without one), DEPLOY_REPO (default: this checkout's origin),
+ * DEPLOY_REF (default origin/main), DEPLOY_PATH (default /srv/resilient-api) and DEPLOY_ENV.
+ * Without DEPLOY_HOSTS there is none: starting and reloading the apps never need it. The user is
+ * written into each host (pm2-deploy has one user per environment, and would prefix it to a host
+ * that names its own).
+ */
+function deploySection(env) {
+  const hosts = (env.DEPLOY_HOSTS || '').split(',').map((host) => host.trim()).filter((host) => host !== '');
+  if (hosts.length === 0) return undefined;
+  for (const host of hosts) {
+    if (!/^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+$/.test(host)) throw new Error(`DEPLOY_HOSTS: "${host}" is not a host name or user@host`);
+  }
+  const user = (env.DEPLOY_USER || '').trim();
+  const repo = (env.DEPLOY_REPO || '').trim() || originUrl();
+  if (!repo) throw new Error('DEPLOY_REPO is required: this checkout has no origin to deploy from');
+  return {
+    production: {
+      host: hosts.map((host) => (user === '' || host.includes('@') ? host : `${user}@${host}`)),
+      repo,
+      ref: (env.DEPLOY_REF || '').trim() || 'origin/main',
+      path: (env.DEPLOY_PATH || '').trim() || '/srv/resilient-api',
+      'post-deploy': POST_DEPLOY,
+      env: deployEnvironment(env),
+    },
+  };
+}
+
+const deploy = deploySection(process.env);
+
+module.exports = deploy ? { apps: [api, supervisor, backup], deploy } : { apps: [api, supervisor, backup] };

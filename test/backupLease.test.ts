@@ -143,3 +143,21 @@ test.serial('the database out of reach: the scheduled run fails at once with a c
     await webhook.close();
   }
 });
+
+test.serial('a scheduled time reached while the migrations are still running (a first start) waits for them, then backs up', async (t) => {
+  const fresh = await createTestDatabase('ra_lease_fresh');
+  try {
+    const dirs = { backups: path.join(tempDir('ra-lease-'), 'backups'), logs: tempDir('ra-lease-logs-') };
+    const run = runBackupJob({ ...scheduledLaunch('h1', dirs), ...fresh.env });
+    await waitFor('the wait for the migrations', () => /waiting for the migrations/.test(logOf(dirs.logs)));
+    // The api's start-up, migrating meanwhile.
+    await migrate(databaseConfig(fresh.name), getLogger('test'));
+    t.is(await run, 0, logOf(dirs.logs));
+    t.is(dumpsIn(dirs.backups).length, 1);
+    const rows = await fresh.query<Array<{ host_id: string; outcome: string }>>('SELECT host_id, outcome FROM scheduled_backups');
+    t.deepEqual(rows.map((row) => ({ ...row })), [{ host_id: 'h1', outcome: 'done' }]);
+    t.notRegex(logOf(dirs.logs), /Backup of .* failed/);
+  } finally {
+    await fresh.drop();
+  }
+});

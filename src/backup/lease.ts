@@ -10,6 +10,10 @@ import { scheduledBackupLockName } from '../platform/db/locks';
 import type { Logger } from '../platform/logging/logger';
 import { NamedError } from '../platform/util/errors';
 
+/** How long a scheduled run waits for the migrations that create its table (a first start), and how often it looks. */
+const SCHEMA_WAIT_MS = 60_000;
+const SCHEMA_POLL_MS = 500;
+
 /** Each GET_LOCK waits at most this long, so a stop request is seen between waits. */
 const LOCK_POLL_SECONDS = 2;
 
@@ -126,6 +130,28 @@ async function acquire(connection: mysql.Connection, options: LeaseOptions, slot
 }
 
 /**
+ * The slot's row, once the table exists. At a first `pm2 start` the backup app may be launched
+ * within a scheduled time's window while the api is still applying the migrations that create
+ * the table: wait for them (the lock held, so other hosts wait too), bounded and stoppable.
+ */
+async function readSlotOnceMigrated(connection: mysql.Connection, options: LeaseOptions, slotIso: string): Promise<SlotRow | undefined> {
+  const deadline = Date.now() + SCHEMA_WAIT_MS;
+  let announced = false;
+  for (;;) {
+    try {
+      return await readSlot(connection, options);
+    } catch (error) {
+      if (errorCode(error) !== 'ER_NO_SUCH_TABLE' || Date.now() >= deadline || options.signal.aborted) throw error;
+    }
+    if (!announced) {
+      announced = true;
+      options.log.info(`Scheduled backup of ${slotIso}: the scheduled_backups table does not exist yet; waiting for the migrations`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, SCHEMA_POLL_MS));
+  }
+}
+
+/**
  * Holds the lock, then decides: the slot done by a host (this one included, after a restart) →
  * not taken; absent, failed or left running by a host that died → this host records itself as
  * the taker and keeps the lock until release(). Throws LeaseError, with the cause, when the
@@ -150,7 +176,7 @@ export async function takeScheduledSlot(options: LeaseOptions): Promise<LeaseDec
   connection.on('error', () => undefined);
   try {
     await acquire(connection, options, slotIso);
-    const row = await readSlot(connection, options);
+    const row = await readSlotOnceMigrated(connection, options, slotIso);
     if (row?.outcome === 'done') {
       await closeHolding(connection, options);
       return { taken: false, byHost: row.hostId };

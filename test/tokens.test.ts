@@ -270,3 +270,16 @@ test('issue() gives exp - iat = the lifetime exactly, even at the end of a secon
   t.deepEqual(await tokens.verify(token, endOfSecond), { userId: 9, username: 'nine' });
   await t.throwsAsync(tokens.verify(token, new Date(endOfSecond.getTime() + TTL_SECONDS * 1000)), { message: /expired/ });
 });
+
+test('compactJwsProblem judges canonical base64url exactly as decoding and encoding again would', (t) => {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const roundTrips = (segment: string): boolean => Buffer.from(segment, 'base64url').toString('base64url') === segment;
+  // Every last character at every length modulo 4, after a few random characters.
+  for (let length = 1; length <= 8; length++) {
+    for (const last of alphabet) {
+      const segment = 'eyJhbGciOi'.slice(0, length - 1) + last;
+      const token = `${segment}.${segment}.${segment}`;
+      t.is(compactJwsProblem(token) === undefined, roundTrips(segment), `${JSON.stringify(segment)}`);
+    }
+  }
+});

@@ -15,6 +15,8 @@ export interface HostDatabase {
   readonly user: string;
   readonly password: string;
   readonly database: string;
+  /** mariadbd's pid: where its CPU time is read. */
+  readonly pid: number;
   /** The MYSQL_* variables of a host. */
   readonly env: Readonly<Record<string, string>>;
   /** A root connection over the Unix socket (close it). */
@@ -80,6 +82,7 @@ export async function startHostDatabase(ns: Namespace, dir: string): Promise<Hos
     user: USER,
     password: PASSWORD,
     database: DATABASE,
+    pid: child.pid ?? 0,
     env: { MYSQL_HOST: ns.address, MYSQL_PORT: String(PORT), MYSQL_USER: USER, MYSQL_PASSWORD: PASSWORD, MYSQL_DATABASE: DATABASE },
     connect,
     async stop() {

@@ -19,6 +19,8 @@ export interface RunningLoadBalancer {
   readonly url: string;
   readonly port: number;
   readonly configFile: string;
+  /** The main process (its group's leader): where its CPU time is read. */
+  readonly pid: number;
   /** What the process wrote (HAProxy's request log, nginx's errors). */
   output(): string;
   stop(): Promise<void>;
@@ -29,6 +31,10 @@ export interface RunningHaproxy extends RunningLoadBalancer {
   serverStates(): Promise<Record<string, string>>;
   /** The backend's totals so far: requests retried (wretr) and sent to another server (wredis). */
   retryCounts(): Promise<{ retries: number; redispatches: number }>;
+  /** The runtime API's `show stat`: one record per proxy and server, by column name. */
+  stat(): Promise<Array<Record<string, string>>>;
+  /** One command on the runtime API (e.g. `set server api/h2 state drain`); its answer. */
+  runtime(command: string): Promise<string>;
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -107,6 +113,7 @@ export async function startHaproxy(binary: LoadBalancerBinary, hosts: readonly U
     url: `http://127.0.0.1:${port}`,
     port,
     configFile,
+    pid: child.pid!,
     output: () => readText(logFile),
     async serverStates() {
       const states: Record<string, string> = {};
@@ -119,6 +126,8 @@ export async function startHaproxy(binary: LoadBalancerBinary, hosts: readonly U
       const backend = (await showStat()).find((row) => row['pxname'] === 'api' && row['svname'] === 'BACKEND');
       return { retries: Number(backend?.['wretr'] ?? 0), redispatches: Number(backend?.['wredis'] ?? 0) };
     },
+    stat: showStat,
+    runtime: (command) => runtimeApi(socketPath, command),
     stop: () => stopGroup(child, 'SIGTERM'),
   };
   await waitFor('HAProxy to see every host UP', async () => {
@@ -179,6 +188,7 @@ export async function startNginx(binary: LoadBalancerBinary, rendered: RenderedN
     url,
     port: rendered.port,
     configFile: rendered.configFile,
+    pid: child.pid!,
     output: () => `${readText(logFile)}${readText(path.join(rendered.dir, 'error.log'))}`,
     // SIGQUIT: nginx's graceful shutdown.
     stop: () => stopGroup(child, 'SIGQUIT'),

@@ -10,17 +10,14 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { request } from '../helpers/http';
 import { ROOT } from '../helpers/service';
 import { sleep, waitFor } from '../helpers/wait';
-import { startHostDatabase, type HostDatabase } from './database';
-import { createHost, type Host } from './hosts';
+import { type ClusterParts, startCluster, stopCluster, upstreams } from './cluster';
+import type { Host } from './hosts';
 import { loadBalancerBinary, type LoadBalancerBinary } from './lbBinaries';
-import { renderNginx, type RunningHaproxy, type RunningLoadBalancer, startHaproxy, startNginx, testNginx } from './loadBalancers';
+import { renderNginx, type RunningHaproxy, type RunningLoadBalancer, startNginx, testNginx } from './loadBalancers';
 import { type LoadResult, startLoad } from './load';
-import { BRIDGE_ADDRESS, claimRunRoot, createBridge, createNamespace, keepLogs, removeTopology, RUN_ROOT, SUBNET_PREFIX } from './topology';
+import { RUN_ROOT } from './topology';
 
-interface Context {
-  hosts: Host[];
-  db?: HostDatabase;
-  haproxy?: RunningHaproxy;
+interface Context extends ClusterParts {
   nginx?: RunningLoadBalancer;
   haproxyBinary?: LoadBalancerBinary;
   nginxBinary?: LoadBalancerBinary;
@@ -42,10 +39,6 @@ const HOST_COUNT = 3;
 /** A backup every 20 s (croner takes a seconds field): several scheduled times in one run. */
 const BACKUP_EVERY_SECONDS = 20;
 const LOGIN_MAX_FAILURES = 5;
-
-const hostName = (host: Host): string => host.id;
-const upstreams = (hosts: readonly Host[]): Array<{ name: string; address: string; port: number }> =>
-  hosts.map((host) => ({ name: hostName(host), address: host.address, port: host.port }));
 
 /** Lines of the request log matching `pattern`, per host. */
 const linesPerHost = (hosts: readonly Host[], pattern: RegExp): number[] =>
@@ -105,46 +98,26 @@ test.before(async (t) => {
   t.context.nginxBinary = loadBalancerBinary('nginx');
   t.log(`${t.context.haproxyBinary.version} (${t.context.haproxyBinary.source}); ${t.context.nginxBinary.version} (${t.context.nginxBinary.source})`);
 
-  claimRunRoot();
-  createBridge();
-  const db = await startHostDatabase(createNamespace('db', `${SUBNET_PREFIX}.2`), path.join(RUN_ROOT, 'db'));
-  t.context.db = db;
-  const sharedEnv = {
-    ...db.env,
-    JWT_SECRET: 'multihost-shared-secret-that-is-long-enough-for-hs256',
-    TRUSTED_PROXIES: BRIDGE_ADDRESS,
-    BACKUP_CRON: `*/${BACKUP_EVERY_SECONDS} * * * * *`,
-    BACKUP_KEEP: '1000',
-    LOGIN_MAX_FAILURES: String(LOGIN_MAX_FAILURES),
-    // The load comes from one client address: the per-IP limit is not what is tested here.
-    RATE_LIMIT_PER_MINUTE: '1000000',
-  };
-  for (let index = 1; index <= HOST_COUNT; index++) {
-    t.context.hosts.push(createHost(index, `${SUBNET_PREFIX}.${10 + index}`, { sharedEnv }));
-  }
-  const started = Date.now();
-  await Promise.all(t.context.hosts.map((host) => host.start()));
-  t.context.readyAt = Date.now();
-  t.log(`${HOST_COUNT} hosts ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  t.context.haproxy = await startHaproxy(t.context.haproxyBinary, upstreams(t.context.hosts), path.join(RUN_ROOT, 'haproxy'));
-
-  const lb = t.context.haproxy.url;
-  const user = { username: 'multihost-user', password: 'multihost-password-1' };
-  const registered = await request(lb, '/api/register', { body: user });
-  if (registered.status !== 201) throw new Error(`registration through HAProxy answered ${registered.status}: ${registered.text}`);
-  const login = await request(lb, '/api/login', { body: user });
-  if (login.status !== 200) throw new Error(`login through HAProxy answered ${login.status}: ${login.text}`);
-  t.context.token = String(login.body.token);
+  const ready = await startCluster(t.context, {
+    hostCount: HOST_COUNT,
+    haproxyBinary: t.context.haproxyBinary,
+    env: {
+      BACKUP_CRON: `*/${BACKUP_EVERY_SECONDS} * * * * *`,
+      BACKUP_KEEP: '1000',
+      LOGIN_MAX_FAILURES: String(LOGIN_MAX_FAILURES),
+      // The load comes from one client address: the per-IP limit is not what is tested here.
+      RATE_LIMIT_PER_MINUTE: '1000000',
+    },
+    user: { username: 'multihost-user', password: 'multihost-password-1' },
+  });
+  t.context.readyAt = ready.readyAt;
+  t.context.token = ready.token;
+  t.log(`${HOST_COUNT} hosts ready in ${(ready.hostsStartMs / 1000).toFixed(1)} s`);
 });
 
 test.after.always(async (t) => {
   await t.context.nginx?.stop();
-  await t.context.haproxy?.stop();
-  await Promise.all((t.context.hosts ?? []).map((host) => host.pm2('kill').catch(() => undefined)));
-  await t.context.db?.stop();
-  const keep = process.env['MULTIHOST_KEEP_LOGS'];
-  if (keep) keepLogs(keep);
-  removeTopology();
+  await stopCluster(t.context);
 });
 
 test.serial('HAProxy spreads requests over the hosts, and each host sees the real client', async (t) => {

@@ -22,14 +22,15 @@ async function untilFlushed(db: TestDatabase): Promise<void> {
 }
 
 export async function statusAtScale(ctx: BenchContext): Promise<ScenarioResult> {
-  const bigCount = ctx.quick ? 20_000 : 1_000_000;
+  // A quick run only proves the scenario runs: a small table, and no wait for InnoDB's flushing.
+  const bigCount = ctx.quick ? 2_000 : 1_000_000;
   const small = await ctx.database('ra_bench_small');
   const big = await ctx.database('ra_bench_big');
   await fillUsers(small, 10);
   const filled = Date.now();
   await fillUsers(big, bigCount);
   ctx.log(`inserted ${bigCount} users in ${((Date.now() - filled) / 1000).toFixed(1)} s`);
-  await untilFlushed(big);
+  if (!ctx.quick) await untilFlushed(big);
   const smallService = await ctx.startService(small.env);
   const bigService = await ctx.startService(big.env);
   // Noisy machine: five alternating rounds, medians.

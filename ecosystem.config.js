@@ -153,21 +153,34 @@ const backup = {
 };
 
 /**
- * What `pm2 deploy` runs in the new release's folder on each host, one host after the other:
- * install, build, migrate (the first host applies what is pending under the migration lock, with
- * its backup before migrating; the next hosts find nothing to do), then reload the apps (starting
- * them on a host where they do not run yet). pm2-deploy reads this with a pattern that stops at a
- * double quote: it must never contain one.
+ * The file of a host's own settings (MYSQL_*, JWT_SECRET_FILE, HOST_ID, TRUSTED_PROXIES,
+ * BACKUP_CRON, LOG_DIR…), `KEY=value` lines, beside the releases: pm2-deploy runs its hooks in
+ * DEPLOY_PATH/current, so this is DEPLOY_PATH/shared/env. Loaded before anything else: a reload
+ * from the deploy's bare ssh shell recomputes this file's app options (the backup schedule, the
+ * log folder, the timeouts) from that shell's environment, which without it would put them back
+ * to their defaults.
  */
-const POST_DEPLOY = 'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production';
+const HOST_SETTINGS_FILE = '../shared/env';
+
+/**
+ * What `pm2 deploy` runs in the new release's folder on each host, one host after the other:
+ * the host's settings, then install, build, migrate (the first host applies what is pending
+ * under the migration lock, with its backup before migrating; the next hosts find nothing to
+ * do), then reload the apps (starting them on a host where they do not run yet). pm2-deploy
+ * reads this with a pattern that stops at a double quote: it must never contain one.
+ */
+const POST_DEPLOY =
+  `set -a && if [ -f ${HOST_SETTINGS_FILE} ]; then . ${HOST_SETTINGS_FILE}; fi && set +a && ` +
+  'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production';
 
 /**
  * Settings never passed through DEPLOY_ENV: pm2-deploy writes each hook's command line, variables
  * included, to /tmp/pm2-deploy-<user>.log on the deploying machine and runs it over ssh (visible
- * in `ps` on each host). Secrets travel as files: JWT_SECRET_FILE, MYSQL_PASSWORD in the host's
- * environment.
+ * in `ps` on each host). Secrets stay on each host, in its settings file (HOST_SETTINGS_FILE).
+ * Any name that may hold a credential is refused (a webhook URL carries its token); a *_FILE
+ * setting names a file and may pass.
  */
-const SECRET_SETTINGS = new Set(['JWT_SECRET', 'MYSQL_PASSWORD', 'MYSQL_URL', 'METRICS_TOKEN']);
+const SECRET_SETTING = /SECRET|PASSWORD|TOKEN|KEY|WEBHOOK|_URL$/;
 
 /** The checkout's origin, for DEPLOY_REPO's default; undefined when there is none. */
 function originUrl() {
@@ -191,7 +204,7 @@ function deployEnvironment(env) {
   const names = (env.DEPLOY_ENV || '').split(',').map((name) => name.trim()).filter((name) => name !== '');
   const passed = { NODE_ENV: 'production' };
   for (const name of names) {
-    if (SECRET_SETTINGS.has(name)) {
+    if (SECRET_SETTING.test(name) && !name.endsWith('_FILE')) {
       throw new Error(`DEPLOY_ENV must not name ${name}: pm2 deploy logs its commands; give each host the secret in a file (docs/multi-host.md)`);
     }
     if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`DEPLOY_ENV: "${name}" is not a variable name in capitals`);

@@ -33,7 +33,7 @@ import { type ClusterParts, startCluster, stopCluster } from '../test/multihost/
 import type { Host } from '../test/multihost/hosts';
 import { loadBalancerBinary } from '../test/multihost/lbBinaries';
 import type { RunningHaproxy } from '../test/multihost/loadBalancers';
-import { ip, removeTopology } from '../test/multihost/topology';
+import { ip, removeLeftovers } from '../test/multihost/topology';
 
 const HOST_COUNT = 3;
 const POST_CONNECTIONS = 2;
@@ -290,8 +290,8 @@ async function main(): Promise<number> {
   // Ctrl+C or a kill: nothing of the run may stay behind (namespaces, daemons, HAProxy, mariadbd).
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      log(`${signal}: removing the namespaces, daemons and HAProxy`);
-      removeTopology();
+      log(`${signal}: removing the namespaces, daemons and HAProxy (unless another run owns them)`);
+      removeLeftovers();
       process.exit(130);
     });
   }

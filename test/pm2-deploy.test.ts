@@ -46,7 +46,9 @@ test('the deploy section PM2 expects, from DEPLOY_*', (t) => {
       repo: 'git@example.net:team/resilient-api.git',
       ref: 'origin/main',
       path: '/srv/resilient-api',
-      'post-deploy': 'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production',
+      'post-deploy':
+        'set -a && if [ -f ../shared/env ]; then . ../shared/env; fi && set +a && ' +
+        'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production',
       env: { NODE_ENV: 'production', MYSQL_HOST: 'db.internal', TRUSTED_PROXIES: '10.0.0.5,10.0.0.6' },
     },
   });
@@ -67,6 +69,13 @@ test('the deploy section PM2 expects, from DEPLOY_*', (t) => {
   else t.is(fromOrigin.deploy?.['production']?.['repo'], origin);
 
   t.regex(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_ENV: 'JWT_SECRET' }).error ?? '', /DEPLOY_ENV must not name JWT_SECRET/);
+  for (const name of ['MYSQL_PASSWORD', 'MYSQL_URL', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL']) {
+    t.regex(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_ENV: name }).error ?? '', new RegExp(`DEPLOY_ENV must not name ${name}`));
+  }
+  // A file's path is no secret.
+  t.like(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_ENV: 'JWT_SECRET_FILE', JWT_SECRET_FILE: '/etc/ra/jwt' }).deploy?.['production']?.['env'], {
+    JWT_SECRET_FILE: '/etc/ra/jwt',
+  });
   t.regex(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_ENV: 'LOG_DIR', LOG_DIR: 'a b' }).error ?? '', /value of LOG_DIR/);
   t.regex(loadEcosystem({ DEPLOY_HOSTS: 'h;rm', DEPLOY_REPO: '/r' }).error ?? '', /DEPLOY_HOSTS: "h;rm" is not a host name/);
 });
@@ -107,7 +116,9 @@ test('pm2 deploy setup, update and revert against a local repository, over a sta
   writeFileSync(
     wrapper,
     `const ecosystem = require(${JSON.stringify(ECOSYSTEM)});\n` +
-      "ecosystem.deploy.production['post-deploy'] = 'cat VERSION > ../shared/deployed && printenv NODE_ENV MYSQL_HOST >> ../shared/deployed';\n" +
+      // The real hook's first part (the host's settings file), then what the test reads back.
+      "const loadSettings = ecosystem.deploy.production['post-deploy'].split(' && npm ci')[0];\n" +
+      "ecosystem.deploy.production['post-deploy'] = loadSettings + ' && cat VERSION > ../shared/deployed && printenv NODE_ENV MYSQL_HOST HOST_ID >> ../shared/deployed';\n" +
       'module.exports = ecosystem;\n',
   );
   const target = path.join(dir, 'srv');
@@ -137,18 +148,20 @@ test('pm2 deploy setup, update and revert against a local repository, over a sta
     t.is(readlinkSync(path.join(target, 'current')), path.join(target, 'source'));
     t.true(existsSync(path.join(target, 'source', 'VERSION')));
 
+    // The host's own settings, kept beside the releases.
+    writeFileSync(path.join(target, 'shared', 'env'), 'HOST_ID=web-1\n');
     t.regex(await deploy('update'), /successfully deployed origin\/main/);
-    t.is(deployed(), '1\nproduction\ndb.internal\n', 'post-deploy ran in the release with the deploy environment');
+    t.is(deployed(), '1\nproduction\ndb.internal\nweb-1\n', 'post-deploy ran in the release with the deploy environment and the host settings');
 
     writeFileSync(path.join(work, 'VERSION'), '2\n');
     git(work, 'commit', '-q', '-am', 'second');
     git(work, 'push', '-q', 'origin', 'main');
     await deploy('update');
-    t.is(deployed(), '2\nproduction\ndb.internal\n');
+    t.is(deployed(), '2\nproduction\ndb.internal\nweb-1\n');
     t.is(readFileSync(path.join(target, '.deploys'), 'utf8').trim().split('\n').length, 2);
 
     await deploy('revert', '1');
-    t.is(deployed(), '1\nproduction\ndb.internal\n', 'revert 1 goes back to the previous release');
+    t.is(deployed(), '1\nproduction\ndb.internal\nweb-1\n', 'revert 1 goes back to the previous release');
     t.deepEqual([...new Set(readFileSync(sshLog, 'utf8').trim().split('\n'))], ['web1.test'], 'every remote step went over ssh');
   } finally {
     // The pm2 command starts a daemon in this PM2_HOME (deploying needs none): it goes with the test.

@@ -9,7 +9,7 @@ import { startHostDatabase, type HostDatabase } from './database';
 import { createHost, type Host } from './hosts';
 import type { LoadBalancerBinary } from './lbBinaries';
 import { type RunningHaproxy, startHaproxy } from './loadBalancers';
-import { BRIDGE_ADDRESS, claimRunRoot, createBridge, createNamespace, keepLogs, removeTopology, RUN_ROOT, SUBNET_PREFIX } from './topology';
+import { BRIDGE_ADDRESS, claimRunRoot, createBridge, createNamespace, keepLogs, removeLeftovers, RUN_ROOT, SUBNET_PREFIX } from './topology';
 
 export interface ClusterParts {
   hosts: Host[];
@@ -70,7 +70,8 @@ export async function startCluster(parts: ClusterParts, options: ClusterOptions)
 /**
  * Stops HAProxy, every host's PM2 daemon and the database politely, keeps the logs when
  * MULTIHOST_KEEP_LOGS names a folder, then removes the namespaces, bridge and run folder
- * (killing whatever is left in them). Safe after a set-up that failed half-way.
+ * (killing whatever is left in them), unless another run owns them. Safe after a set-up that
+ * failed half-way.
  */
 export async function stopCluster(parts: ClusterParts): Promise<void> {
   try {
@@ -80,6 +81,7 @@ export async function stopCluster(parts: ClusterParts): Promise<void> {
     const keep = process.env['MULTIHOST_KEEP_LOGS'];
     if (keep) keepLogs(keep);
   } finally {
-    removeTopology();
+    // Not when another run owns the folder (this one failed to claim it): that run's hosts stay.
+    removeLeftovers();
   }
 }

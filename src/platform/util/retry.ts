@@ -51,7 +51,11 @@ function retryAfterFirstFailure<T>(policy: RetryPolicy, hooks: RetryHooks, run: 
     // call only schedules attempt 2 (operation.retry() both schedules it and says one is left).
     operation.attempt((attempt) => {
       if (attempt === 1) {
-        operation.retry(firstError as Error);
+        // retry() schedules nothing for a falsy error: reject then, as a last failure.
+        if (!operation.retry(firstError as Error)) {
+          reject(firstError);
+          return;
+        }
         hooks.onRetry?.(firstError, 1, policy.attempts);
         return;
       }

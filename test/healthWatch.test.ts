@@ -34,3 +34,22 @@ test('alerts after the threshold of failures in a row, once, and recovers at the
   await watch.check();
   t.deepEqual(seen, ['unhealthy: /health answered 503: {"status":"x"}', 'recovered']);
 });
+
+test('failures before the first 200 are the api starting up: no alert within the start-up bound, one after it', async (t) => {
+  // Nothing listens on this port yet (a server bound and closed): every probe fails.
+  const probe = http.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const watch = new HealthWatch(`http://127.0.0.1:${port}`, 60_000, 2, 400);
+  const seen: string[] = [];
+  watch.on('unhealthy', (reason) => seen.push(reason));
+  await watch.check();
+  await watch.check();
+  await watch.check();
+  t.deepEqual(seen, [], 'still within the start-up bound');
+  await new Promise((resolve) => setTimeout(resolve, 450));
+  await watch.check();
+  t.is(seen.length, 1, 'past the bound, the failures count');
+  t.regex(seen[0] ?? '', /unreachable/);
+});

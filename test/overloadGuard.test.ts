@@ -30,9 +30,9 @@ async function shedCount(counters: ReturnType<typeof createApiCounters>, reason:
 /** A stand-in for what reject() touches: the request's mark and id, and the writer's answer. */
 function rejectOne(guard: OverloadGuard): { status: number; headers: Record<string, string>; body: unknown } {
   const answer = { status: 0, headers: {} as Record<string, string>, body: undefined as unknown };
-  const headers = new Map<string, string>([['x-request-id', 'req-1']]);
-  const res = { getHeader: (name: string) => headers.get(name.toLowerCase()), setHeader: () => undefined, headersSent: false };
-  guard.reject({ headers: {} } as unknown as Request, res as unknown as Response, {
+  // The caller's own request id (a plain token), which the answer keeps.
+  const res = { headersSent: false };
+  guard.reject({ headers: { 'x-request-id': 'req-1' } } as unknown as Request, res as unknown as Response, {
     sendJsonBeforeRouting: (_res, status, body, extra) => Object.assign(answer, { status, body, headers: { ...extra } }),
   });
   return answer;

@@ -72,7 +72,8 @@ async function expectStoppedAndReported(
   const supervisor = (await sandbox.list()).find((p) => p.name === 'supervisor');
   t.is(supervisor?.pm2_env.status, 'online', 'the supervisor keeps running');
 
-  const critical = criticalLines(sandbox);
+  // The apps one bad environment fails are gathered for a few seconds before the one line.
+  const critical = await waitFor('the CRITICAL line', () => (criticalLines(sandbox).length > 0 ? criticalLines(sandbox) : undefined), 15_000, 100);
   t.is(critical.length, 1, sandbox.supervisorLog());
   // One line for every app the bad environment stopped (the backup job reads it too), api first.
   t.regex(critical[0] ?? '', new RegExp(`^CRITICAL .* - supervisor - api(, backup)? stopped: bad configuration \\(exit code 78\\).*${variable}`));

@@ -14,7 +14,7 @@ import type { Bus, BusPacket, Pm2Process } from '../src/platform/pm2/pm2';
 import type { SupervisorConfig } from '../src/supervisor/config';
 import { CrashLoopDetector } from '../src/supervisor/crashLoop';
 import { SupervisorMetrics } from '../src/supervisor/metrics';
-import { type Clock, type Pm2Control, readExitSignal, Supervisor, type SupervisorLog } from '../src/supervisor/supervisor';
+import { BAD_CONFIG_GATHER_MS, type Clock, type Pm2Control, readExitSignal, Supervisor, type SupervisorLog } from '../src/supervisor/supervisor';
 import { WorkerChecks, type WorkerControl } from '../src/supervisor/workerChecks';
 
 const MIB = 1024 * 1024;
@@ -400,7 +400,7 @@ test('exit 78: the worker is stopped, never counted as a crash; one CRITICAL lin
   await h.exit({ worker: 1, code: 78 });
   t.deepEqual(h.pm2.stops, [0, 0, 1], 'each failed worker is stopped (PM2 would show it waiting restart)');
   t.deepEqual(h.log.critical(), [], 'the apps one bad environment fails are gathered first');
-  h.clock.advance(1500);
+  h.clock.advance(BAD_CONFIG_GATHER_MS);
   t.deepEqual(h.log.critical(), [
     'api, backup stopped: bad configuration (exit code 78); no restart can fix it: JWT_SECRET must be at least 32 characters (got 5). ' +
       'api stays stopped until the environment is fixed and an operator starts it again; the scheduled runs of backup fail the same way until it is fixed.',
@@ -418,7 +418,7 @@ test('exit 78: the worker is stopped, never counted as a crash; one CRITICAL lin
   t.deepEqual(h.log.matching(/requested by an operator/), []);
   h.message(BAD_CONFIGURATION_MESSAGE_TYPE, { worker: 0 }, problems);
   await h.exit({ worker: 0, code: 78 });
-  h.clock.advance(1500);
+  h.clock.advance(BAD_CONFIG_GATHER_MS);
   t.is(h.log.critical().length, 1);
   t.regex(h.log.lines.at(-1)?.text ?? '', /api worker 0 exited with code 78 \(the same bad configuration, already reported\)/);
   t.is(h.alerts.length, 1);
@@ -428,7 +428,7 @@ test('exit 78 without a message: the problems come from the FATAL line in backen
   const h = withHarness({}, t);
   writeFileSync(path.join(h.logDir, 'backend.log'), '2026-01-01 00:00:00 - config - FATAL - Invalid configuration: PORT must be an integer\n');
   await h.exit({ code: 78 });
-  h.clock.advance(1500);
+  h.clock.advance(BAD_CONFIG_GATHER_MS);
   t.regex(h.log.critical()[0] ?? '', /^api stopped: bad configuration \(exit code 78\); no restart can fix it: PORT must be an integer\. /);
 });
 
@@ -437,7 +437,7 @@ test('exit 78 PM2 shows but the bus did not (before the supervisor connected) is
   const listed = [{ name: 'api', pm_id: 3, pm2_env: { status: 'waiting restart', exit_code: 78, autorestart: true } }] as unknown as Pm2Process[];
   await Promise.all([h.supervisor.reconcile(listed), h.supervisor.reconcile(listed)]);
   t.deepEqual(h.pm2.stops, [3], 'handled once though seen twice at once');
-  h.clock.advance(1500);
+  h.clock.advance(BAD_CONFIG_GATHER_MS);
   t.is(h.log.critical().length, 1);
   t.is(await h.metric('resilient_api_bad_configurations_total', 'app="api"'), 1);
   t.is(await h.metric('resilient_api_exits_total', 'app="api",reason="bad_configuration"'), undefined, 'an exit the bus did not show is not counted as one');

@@ -1,5 +1,7 @@
 // Probes the service's /health like a monitor would, and reports each transition once:
 // healthy → unhealthy after a few failed probes in a row, unhealthy → healthy at the first good one.
+// Until /health has answered 200 once, failures are the api starting up (the supervisor starts
+// beside it at `pm2 start`): they count as unhealthy only after the start-up bound.
 import { EventEmitter } from 'node:events';
 import { probeHealth } from '../platform/util/healthProbe';
 
@@ -13,12 +15,15 @@ export class HealthWatch extends EventEmitter<HealthWatchEvents> {
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
+  private readonly startedAt = Date.now();
 
   constructor(
     /** The service's base URL (localUrl); /health is appended. */
     private readonly baseUrl: string,
     private readonly intervalMs: number,
     private readonly failuresBeforeAlert: number,
+    /** How long the api may take to answer 200 for the first time (PM2's listen_timeout for its start). */
+    private readonly startUpMs = 0,
   ) {
     super();
   }
@@ -45,7 +50,8 @@ export class HealthWatch extends EventEmitter<HealthWatchEvents> {
       return;
     }
     this.failures++;
-    if (this.failures >= this.failuresBeforeAlert && this.state !== 'unhealthy') {
+    const startingUp = this.state === 'unknown' && Date.now() - this.startedAt < this.startUpMs;
+    if (this.failures >= this.failuresBeforeAlert && this.state !== 'unhealthy' && !startingUp) {
       this.state = 'unhealthy';
       this.emit('unhealthy', problem);
     }

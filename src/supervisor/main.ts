@@ -111,10 +111,14 @@ async function run(config: SupervisorConfig, lifecycle: Lifecycle): Promise<void
   lifecycle.markReady();
 }
 
+/** PM2's listen_timeout for an api worker (ecosystem.config.js): how long a start may take. */
+const API_START_UP_MS = 15_000;
+
 /** Alerts when the service's /health turns unhealthy, and when it recovers. */
 function watchHealth(serviceUrl: string, config: SupervisorConfig, alerts: AlertSender, lifecycle: Lifecycle): void {
   const log = getLogger('supervisor');
-  const health = new HealthWatch(serviceUrl, config.healthIntervalMs, config.healthFailuresBeforeAlert);
+  // ecosystem.config.js gives an api worker 15 s (listen_timeout) to be ready.
+  const health = new HealthWatch(serviceUrl, config.healthIntervalMs, config.healthFailuresBeforeAlert, API_START_UP_MS);
   health.on('unhealthy', (reason) => {
     log.error(`Service unhealthy: ${reason}`);
     void alerts.send({ level: 'ERROR', app: 'api', event: 'health_unhealthy', message: `Service unhealthy: ${reason}` });

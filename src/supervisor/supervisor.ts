@@ -49,8 +49,12 @@ const CLEAN_EXIT_VALIDITY_MS = 30_000;
 
 /** The same bad configuration of an app within this time is the same incident: one CRITICAL line. */
 const BAD_CONFIG_REPORT_WINDOW_MS = 10 * 60 * 1000;
-/** How long the apps that one bad environment fails are gathered into one report. */
-const BAD_CONFIG_GATHER_MS = 1500;
+/**
+ * How long the apps that one bad environment fails are gathered into one report. At `pm2 start`
+ * the backup job fails within a moment, api workers only once they have loaded: 1.5 s was too
+ * short on a busy machine (the api then got an ERROR line of its own instead of the CRITICAL one).
+ */
+export const BAD_CONFIG_GATHER_MS = 5000;
 
 /** Bound on the bad variables' text in a log line or an alert. */
 const MAX_PROBLEMS_CHARS = 2000;

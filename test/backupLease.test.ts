@@ -2,7 +2,7 @@
 // scheduled time, exactly one dumps (the lease in scheduled_backups, under a named lock), and a
 // host that dies while holding the lock hands the slot over. The job runs in this process as PM2
 // would launch it (pm_id, cron_restart, pm_uptime), with a HOST_ID per "host".
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import mysql from 'mysql2/promise';
@@ -10,6 +10,7 @@ import { runBackupJob } from '../src/backup/job';
 import { migrate } from '../src/platform/db/migrate';
 import { scheduledBackupLockName } from '../src/platform/db/locks';
 import { getLogger } from '../src/platform/logging/logger';
+import { readStatusFile, statusFileName } from '../src/platform/backups/status';
 import { createTestDatabase, databaseConfig, SHARED_DB, type TestDatabase } from './helpers/database';
 import { freePort } from './helpers/ports';
 import { tempDir } from './helpers/service';
@@ -159,5 +160,76 @@ test.serial('a scheduled time reached while the migrations are still running (a 
     t.notRegex(logOf(dirs.logs), /Backup of .* failed/);
   } finally {
     await fresh.drop();
+  }
+});
+
+/** "Host h9": holds the lock on its own connection and is recorded as the slot's taker. */
+async function holdAsH9(slot: Date): Promise<mysql.Connection> {
+  const h9 = await mysql.createConnection({ ...SHARED_DB, database: db.name });
+  const [locked] = await h9.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS got', [scheduledBackupLockName(db.name)]);
+  if (locked[0]?.['got'] !== 1) throw new Error('h9 could not take the lock');
+  await h9.query("INSERT INTO scheduled_backups (slot, host_id, started_at, outcome) VALUES (?, 'h9', UTC_TIMESTAMP(3), 'running')", [
+    slot.toISOString().slice(0, 23).replace('T', ' '),
+  ]);
+  return h9;
+}
+
+test.serial('a host stopped while waiting for another host\'s lock did not take the slot: a WARN, exit 0, no failure recorded, no alert', async (t) => {
+  const slot = new Date(2026, 0, 17, 3, 0, 0);
+  const dirs = { backups: path.join(tempDir('ra-lease-'), 'backups'), logs: tempDir('ra-lease-logs-') };
+  mkdirSync(dirs.backups); // so a failure, if one were recorded, would be written
+  const webhook = await startWebhookReceiver();
+  const h9 = await holdAsH9(slot);
+  try {
+    const stop = new AbortController();
+    const run = runBackupJob(scheduledLaunch('h2', dirs, slot, { ALERT_WEBHOOK_URL: webhook.url }), stop.signal);
+    await waitFor('h2 to wait for h9', () => /another host holds the lease \(host h9, running since [^)]+\); waiting up to/.test(logOf(dirs.logs)));
+    stop.abort('SIGINT received'); // as PM2's SIGINT does
+    t.is(await run, 0);
+    const log = await waitFor('the "not taken" line', () =>
+      /WARN - Scheduled backup of \S+ not taken by this host \(h2\): stopped \(SIGINT received\) while waiting for another host's lock; host h9 holds it \(running since \S+\)\. Not a failure of this host/.test(
+        logOf(dirs.logs),
+      )
+        ? logOf(dirs.logs)
+        : undefined,
+    );
+    t.notRegex(log, /ERROR|failed/);
+    t.false(existsSync(path.join(dirs.backups, statusFileName(db.name))), 'no status file written');
+    t.is((await readStatusFile(dirs.backups, db.name)).failures, 0);
+    t.deepEqual(dumpsIn(dirs.backups), []);
+    t.deepEqual(webhook.received, [], 'no alert');
+    t.like(await slotRow(slot), { host_id: 'h9', outcome: 'running' });
+  } finally {
+    h9.destroy();
+    await webhook.close();
+  }
+});
+
+test.serial('the lease connection killed by the server while the dump runs: a WARN "lease lost", the backup still finishes', async (t) => {
+  const slot = new Date(2026, 0, 18, 3, 0, 0);
+  const dirs = { backups: path.join(tempDir('ra-lease-'), 'backups'), logs: tempDir('ra-lease-logs-') };
+  // Holds the dump at the notes table's rows, so the lease is held long enough to kill its connection.
+  const blocker = await mysql.createConnection({ ...SHARED_DB, database: db.name });
+  const admin = await mysql.createConnection({ ...SHARED_DB, database: db.name });
+  try {
+    await blocker.query('LOCK TABLES notes WRITE');
+    const run = runBackupJob(scheduledLaunch('h1', dirs, slot));
+    await waitFor('h1 to take the slot', async () => (await slotRow(slot))?.outcome === 'running');
+    const [holders] = await admin.query<mysql.RowDataPacket[]>('SELECT IS_USED_LOCK(?) AS id', [scheduledBackupLockName(db.name)]);
+    const leaseConnectionId = Number(holders[0]?.['id']);
+    t.true(leaseConnectionId > 0);
+    await admin.query(`KILL ${leaseConnectionId}`);
+    await waitFor('the "lease lost" line', () =>
+      /WARN - Scheduled backup of \S+: lease lost \([^)]*\); another host may take the slot over and back it up too/.test(logOf(dirs.logs)),
+    );
+    await blocker.query('UNLOCK TABLES');
+    t.is(await run, 0, logOf(dirs.logs));
+    t.is(dumpsIn(dirs.backups).length, 1);
+    // Recorded as done on a new connection: no other host took the slot over meanwhile.
+    t.like(await slotRow(slot), { host_id: 'h1', outcome: 'done' });
+    t.notRegex(logOf(dirs.logs), /ERROR|Could not record/);
+  } finally {
+    blocker.destroy();
+    await admin.end();
   }
 });

@@ -8,7 +8,7 @@ import { configureLoggingFor, getLogger } from '../platform/logging/logger';
 import { createBackup } from '../platform/backups/backup';
 import { type BackupKind } from '../platform/backups/dumpFile';
 import { nextScheduledTime, scheduledSlot } from './schedule';
-import { type SlotLease, takeScheduledSlot } from './lease';
+import { LeaseError, type SlotLease, takeScheduledSlot } from './lease';
 import { type BackupOutcome, recordBackupOutcomeOrWarn } from '../platform/backups/status';
 import { messageOf } from '../platform/util/errors';
 
@@ -56,7 +56,20 @@ async function readConfig(env: Env): Promise<Config | undefined> {
   }
 }
 
-export async function runBackupJob(env: Env = process.env): Promise<number> {
+/**
+ * A scheduled run that did not take its slot because it stopped waiting for another host (a stop,
+ * or the wait bound passed): not a failure of this host, since the host holding the lock decides
+ * the slot, and a failure here would raise the backup alerts on a host that had nothing to do.
+ */
+function notTakenLine(slot: Date, hostId: string, error: LeaseError): string {
+  const holder = error.slotRow
+    ? `host ${error.slotRow.hostId} holds it (${error.slotRow.outcome} since ${error.slotRow.startedAt})`
+    : 'no host is recorded as its taker yet';
+  return `Scheduled backup of ${slot.toISOString()} not taken by this host (${hostId}): ${error.message}; ${holder}. Not a failure of this host`;
+}
+
+/** `stop`: aborting it stops the run as SIGINT/SIGTERM does (for callers in-process, e.g. tests). */
+export async function runBackupJob(env: Env = process.env, stop?: AbortSignal): Promise<number> {
   const config = await readConfig(env);
   if (!config) return EXIT_BAD_CONFIGURATION;
   configureLoggingFor(config, 'one-shot');
@@ -69,8 +82,11 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
 
   const target = databaseTarget(config.db);
   // PM2 stops a run with SIGINT (a cron tick while the previous run still goes, `pm2 stop`).
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => stop.abort(`${signal} received`);
+  const stopping = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => stopping.abort(`${signal} received`);
+  const onStop = (): void => stopping.abort(stop?.reason);
+  if (stop?.aborted) onStop();
+  stop?.addEventListener('abort', onStop, { once: true });
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   // For the api's /metrics (status.ts).
@@ -84,7 +100,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
         hostId: config.hostId,
         slot: launch.slot,
         maxWaitMs: config.backup.timeoutMs + LEASE_WAIT_MARGIN_MS,
-        signal: stop.signal,
+        signal: stopping.signal,
         log,
       });
       if (!decision.taken) {
@@ -95,7 +111,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
       log.info(`Scheduled backup of ${launch.slot.toISOString()} taken by this host (${config.hostId})`);
     }
     log.info(`Backup of ${target} into ${config.backup.dir} started`);
-    const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stop.signal });
+    const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stopping.signal });
     const line =
       `Backup written: ${result.file} (${result.bytes} bytes compressed, ${result.uncompressedBytes} bytes of SQL, ` +
       `${result.durationMs} ms)` +
@@ -109,6 +125,10 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     });
     return 0;
   } catch (error) {
+    if (error instanceof LeaseError && error.kind !== 'unreachable' && 'slot' in launch && launch.slot) {
+      log.warn(notTakenLine(launch.slot, config.hostId, error));
+      return 0;
+    }
     const message = `Backup of ${target} failed: ${messageOf(error)}`;
     log.error(message);
     console.error(message);
@@ -124,6 +144,7 @@ export async function runBackupJob(env: Env = process.env): Promise<number> {
     return 1;
   } finally {
     await lease?.release();
+    stop?.removeEventListener('abort', onStop);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

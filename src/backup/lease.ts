@@ -3,12 +3,15 @@
 // held by one dedicated connection lets one host at a time decide; the `scheduled_backups` row of
 // the slot says what was decided. The lock belongs to the connection, so a host that dies while
 // backing up releases it, and the next host to hold it finds the slot not done and takes over.
+// A short session wait_timeout and a heartbeat make that true of a host that dies without closing
+// its connection too (power loss, a partition): its lock goes within a minute.
 import mysql from 'mysql2/promise';
 import type { DatabaseConfig } from '../platform/config';
 import { describeDbError, errorCode } from '../platform/db/errors';
 import { scheduledBackupLockName } from '../platform/db/locks';
 import type { Logger } from '../platform/logging/logger';
-import { NamedError } from '../platform/util/errors';
+import { withDeadline } from '../platform/util/async';
+import { messageOf, NamedError } from '../platform/util/errors';
 
 /** How long a scheduled run waits for the migrations that create its table (a first start), and how often it looks. */
 const SCHEMA_WAIT_MS = 60_000;
@@ -17,8 +20,48 @@ const SCHEMA_POLL_MS = 500;
 /** Each GET_LOCK waits at most this long, so a stop request is seen between waits. */
 const LOCK_POLL_SECONDS = 2;
 
-/** The lease could not be decided (database out of reach, the lock held too long, a stop). */
-export class LeaseError extends NamedError {}
+/**
+ * The lease connection's session wait_timeout (the server default is 8 h): the server closes it,
+ * and so frees the lock, this long after a holder stops talking, e.g. a host gone without a FIN.
+ */
+const LEASE_IDLE_TIMEOUT_SECONDS = 60;
+
+/** A holder's heartbeat (`DO 1`), well within LEASE_IDLE_TIMEOUT_SECONDS. */
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * Bound on RELEASE_LOCK + QUIT: a timed-out query stays current on a mysql2 connection, so both
+ * could queue behind it forever; past this the connection is destroyed (which frees the lock too).
+ */
+const CLOSE_BOUND_MS = 5_000;
+
+/**
+ * Why the lease could not be decided. 'unreachable': the database (out of reach, or failing):
+ * a failed run. 'stopped' (SIGINT/SIGTERM) and 'waited-too-long' (another host held the lock past
+ * the bound): this host did not take the slot, the host holding it decides it.
+ */
+export type LeaseErrorKind = 'unreachable' | 'stopped' | 'waited-too-long';
+
+/** The slot's row as the table keeps it (who took it, since when, how it ended). */
+export interface SlotRow {
+  readonly hostId: string;
+  readonly outcome: 'running' | 'done' | 'failed';
+  readonly startedAt: string;
+}
+
+export class LeaseError extends NamedError {
+  constructor(
+    readonly kind: LeaseErrorKind,
+    message: string,
+    options: { readonly cause?: unknown; readonly slotRow?: SlotRow } = {},
+  ) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined);
+    this.slotRow = options.slotRow;
+  }
+
+  /** The slot's row when the waiter gave up (the host holding it), if there was one. */
+  readonly slotRow: SlotRow | undefined;
+}
 
 export interface LeaseOptions {
   readonly db: DatabaseConfig;
@@ -41,45 +84,122 @@ function slotValue(slot: Date): string {
   return slot.toISOString().slice(0, 23).replace('T', ' ');
 }
 
-interface SlotRow {
-  readonly hostId: string;
-  readonly outcome: 'running' | 'done' | 'failed';
-  readonly startedAt: string;
-}
-
-/** This host holds the lock and is recorded as the slot's taker until finish() and release(). */
+/**
+ * This host holds the lock and is recorded as the slot's taker until finish() and release().
+ * A heartbeat keeps the connection from the short idle timeout while the dump runs; the
+ * connection lost meanwhile (killed, dropped by a proxy, a heartbeat unanswered) means the lock
+ * is gone and another host may take the slot over: a WARN says so, and the dump goes on.
+ */
 export class SlotLease {
   private released = false;
+  /** Why the connection, and the lock with it, was lost; undefined while held. */
+  private lostBecause: string | undefined;
+  private heartbeatInFlight = false;
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     private readonly connection: mysql.Connection,
     private readonly options: LeaseOptions,
-  ) {}
+  ) {
+    connection.on('error', (error: unknown) => this.lost(messageOf(error)));
+    connection.on('end', () => this.lost('the server closed the connection'));
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
 
-  /** Records the outcome of this host's run of the slot; throws if the database cannot be told. */
+  private beat(): void {
+    if (this.heartbeatInFlight || this.lostBecause !== undefined) return;
+    this.heartbeatInFlight = true;
+    this.connection
+      .query({ sql: 'DO 1', timeout: this.options.db.queryTimeoutMs })
+      .catch((error: unknown) => {
+        this.lost(`heartbeat failed: ${messageOf(error)}`);
+        // Unanswered, the connection is of no further use (a timed-out query stays current on it).
+        this.connection.destroy();
+      })
+      .finally(() => {
+        this.heartbeatInFlight = false;
+      });
+  }
+
+  private lost(why: string): void {
+    if (this.released || this.lostBecause !== undefined) return;
+    this.lostBecause = why;
+    clearInterval(this.heartbeat);
+    this.options.log.warn(
+      `Scheduled backup of ${this.options.slot.toISOString()}: lease lost (${why}); ` +
+        'another host may take the slot over and back it up too',
+    );
+  }
+
+  /**
+   * Records the outcome of this host's run of the slot (on a new connection once the lease's is
+   * lost); warns when the row no longer names this host (another took the slot over). Throws if
+   * the database cannot be told.
+   */
   async finish(outcome: { ok: true; file: string } | { ok: false }): Promise<void> {
-    await this.connection.query({
-      sql:
-        'UPDATE scheduled_backups SET outcome = ?, ended_at = UTC_TIMESTAMP(3), file = ? ' +
-        'WHERE slot = ? AND host_id = ?',
-      values: [outcome.ok ? 'done' : 'failed', outcome.ok ? outcome.file : null, slotValue(this.options.slot), this.options.hostId],
-      timeout: this.options.db.queryTimeoutMs,
-    });
+    const lost = this.lostBecause !== undefined;
+    const connection = lost ? await connect(this.options) : this.connection;
+    try {
+      const [result] = await connection.query<mysql.ResultSetHeader>({
+        sql:
+          'UPDATE scheduled_backups SET outcome = ?, ended_at = UTC_TIMESTAMP(3), file = ? ' +
+          'WHERE slot = ? AND host_id = ?',
+        values: [outcome.ok ? 'done' : 'failed', outcome.ok ? outcome.file : null, slotValue(this.options.slot), this.options.hostId],
+        timeout: this.options.db.queryTimeoutMs,
+      });
+      if (result.affectedRows !== 1) {
+        this.options.log.warn(
+          `Scheduled backup of ${this.options.slot.toISOString()}: its row no longer names this host (${this.options.hostId}), ` +
+            'another host took the slot over; this run\'s outcome is not recorded there',
+        );
+      }
+    } finally {
+      if (lost) await closeQuietly(connection);
+    }
   }
 
   /** Releases the lock and closes the connection; never throws (closing releases the lock anyway). */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    clearInterval(this.heartbeat);
+    if (this.lostBecause !== undefined) {
+      this.connection.destroy();
+      return;
+    }
     await closeHolding(this.connection, this.options);
   }
 }
 
+/** Opens a connection to the database (throws what mysql2 throws). */
+async function connect(options: LeaseOptions): Promise<mysql.Connection> {
+  return mysql.createConnection({
+    host: options.db.host,
+    port: options.db.port,
+    user: options.db.user,
+    password: options.db.password,
+    database: options.db.database,
+    connectTimeout: options.db.connectTimeoutMs,
+    enableKeepAlive: true,
+  });
+}
+
+/** Ends `connection` within CLOSE_BOUND_MS, else destroys it; never throws. */
+async function closeQuietly(connection: mysql.Connection, before: () => Promise<unknown> = async () => undefined): Promise<void> {
+  connection.on('error', () => undefined);
+  const closing = (async () => {
+    await before().catch(() => undefined);
+    // PromiseConnection.end() never rejects: it resolves with the error when the connection is already gone.
+    await connection.end();
+  })();
+  await withDeadline(closing, CLOSE_BOUND_MS).catch(() => connection.destroy());
+}
+
 async function closeHolding(connection: mysql.Connection, options: LeaseOptions): Promise<void> {
-  await connection
-    .query({ sql: 'SELECT RELEASE_LOCK(?)', values: [scheduledBackupLockName(options.db.database)], timeout: options.db.queryTimeoutMs })
-    .catch(() => undefined);
-  await connection.end().catch(() => connection.destroy());
+  await closeQuietly(connection, () =>
+    connection.query({ sql: 'SELECT RELEASE_LOCK(?)', values: [scheduledBackupLockName(options.db.database)], timeout: options.db.queryTimeoutMs }),
+  );
 }
 
 async function readSlot(connection: mysql.Connection, options: LeaseOptions): Promise<SlotRow | undefined> {
@@ -95,21 +215,42 @@ async function readSlot(connection: mysql.Connection, options: LeaseOptions): Pr
   return { hostId: String(row['host_id']), outcome: row['outcome'] as SlotRow['outcome'], startedAt: String(row['started_at']) };
 }
 
-/** Waits for the lock, bounded by maxWaitMs and the stop signal; throws LeaseError when it gives up. */
+/** The slot's row for a waiter: none while the table does not exist yet (the holder waits for the migrations). */
+async function readSlotWhileWaiting(connection: mysql.Connection, options: LeaseOptions): Promise<SlotRow | undefined> {
+  try {
+    return await readSlot(connection, options);
+  } catch (error) {
+    if (errorCode(error) === 'ER_NO_SUCH_TABLE') return undefined;
+    throw error;
+  }
+}
+
+/** Who took the slot when, as a key: a change means another host took it over. */
+const takerOf = (row: SlotRow | undefined): string => (row ? `${row.hostId} ${row.startedAt}` : '');
+
+const describeRow = (row: SlotRow): string => `host ${row.hostId}, ${row.outcome} since ${row.startedAt}`;
+
+/**
+ * Waits for the lock, bounded by maxWaitMs and the stop signal; throws LeaseError when it gives
+ * up ('stopped', 'waited-too-long', with the slot's row). The bound runs from this waiter's start,
+ * and again from each take-over seen meanwhile: the host that took over has a dump of its own to
+ * make (A fails late, B takes over: C waits for B).
+ */
 async function acquire(connection: mysql.Connection, options: LeaseOptions, slotIso: string): Promise<void> {
   const lockName = scheduledBackupLockName(options.db.database);
-  const deadline = Date.now() + options.maxWaitMs;
-  let announced = false;
+  const boundSeconds = Math.round(options.maxWaitMs / 1000);
+  let deadline = Date.now() + options.maxWaitMs;
+  let seen: { readonly row: SlotRow | undefined } | undefined;
+  const giveUp = async (kind: LeaseErrorKind, message: string): Promise<never> => {
+    const slotRow = await readSlotWhileWaiting(connection, options).catch(() => seen?.row);
+    throw new LeaseError(kind, message, { slotRow });
+  };
   for (;;) {
     if (options.signal.aborted) {
-      throw new LeaseError(`stopped (${String(options.signal.reason)}) while waiting for another host's backup of ${slotIso}`);
+      return giveUp('stopped', `stopped (${String(options.signal.reason)}) while waiting for another host's lock`);
     }
     const left = deadline - Date.now();
-    if (left <= 0) {
-      throw new LeaseError(
-        `another host held the scheduled backup lock for over ${Math.round(options.maxWaitMs / 1000)} s (slot ${slotIso})`,
-      );
-    }
+    if (left <= 0) return giveUp('waited-too-long', `another host held the lock for over ${boundSeconds} s`);
     const waitSeconds = Math.max(0, Math.min(LOCK_POLL_SECONDS, Math.ceil(left / 1000)));
     const [rows] = await connection.query<mysql.RowDataPacket[]>({
       sql: 'SELECT GET_LOCK(?, ?) AS acquired',
@@ -117,15 +258,16 @@ async function acquire(connection: mysql.Connection, options: LeaseOptions, slot
       timeout: waitSeconds * 1000 + options.db.queryTimeoutMs,
     });
     if (rows[0]?.['acquired'] === 1) return;
-    if (!announced) {
-      announced = true;
-      const row = await readSlot(connection, options);
+    const row = await readSlotWhileWaiting(connection, options);
+    if (!seen) {
       options.log.info(
-        `Scheduled backup of ${slotIso}: another host holds the lease` +
-          (row ? ` (host ${row.hostId}, ${row.outcome} since ${row.startedAt})` : '') +
-          `; waiting up to ${Math.round(options.maxWaitMs / 1000)} s for it`,
+        `Scheduled backup of ${slotIso}: another host holds the lease` + (row ? ` (${describeRow(row)})` : '') + `; waiting up to ${boundSeconds} s for it`,
       );
+    } else if (row && takerOf(row) !== takerOf(seen.row)) {
+      deadline = Date.now() + options.maxWaitMs;
+      options.log.info(`Scheduled backup of ${slotIso}: taken over by another host (${describeRow(row)}); waiting up to ${boundSeconds} s more`);
     }
+    seen = { row };
   }
 }
 
@@ -141,7 +283,10 @@ async function readSlotOnceMigrated(connection: mysql.Connection, options: Lease
     try {
       return await readSlot(connection, options);
     } catch (error) {
-      if (errorCode(error) !== 'ER_NO_SUCH_TABLE' || Date.now() >= deadline || options.signal.aborted) throw error;
+      if (errorCode(error) !== 'ER_NO_SUCH_TABLE' || Date.now() >= deadline) throw error;
+    }
+    if (options.signal.aborted) {
+      throw new LeaseError('stopped', `stopped (${String(options.signal.reason)}) while waiting for the migrations`);
     }
     if (!announced) {
       announced = true;
@@ -154,28 +299,26 @@ async function readSlotOnceMigrated(connection: mysql.Connection, options: Lease
 /**
  * Holds the lock, then decides: the slot done by a host (this one included, after a restart) →
  * not taken; absent, failed or left running by a host that died → this host records itself as
- * the taker and keeps the lock until release(). Throws LeaseError, with the cause, when the
- * database is out of reach, the wait is too long or a stop comes first.
+ * the taker and keeps the lock until release(). Throws LeaseError, with its kind and cause, when
+ * the database is out of reach, the wait is too long or a stop comes first.
  */
 export async function takeScheduledSlot(options: LeaseOptions): Promise<LeaseDecision> {
   const slotIso = options.slot.toISOString();
   let connection: mysql.Connection;
   try {
-    connection = await mysql.createConnection({
-      host: options.db.host,
-      port: options.db.port,
-      user: options.db.user,
-      password: options.db.password,
-      database: options.db.database,
-      connectTimeout: options.db.connectTimeoutMs,
-      enableKeepAlive: true,
-    });
+    connection = await connect(options);
   } catch (error) {
-    throw new LeaseError(`cannot reach the database to take the scheduled backup lease: ${describeDbError(error)}`, { cause: error });
+    throw new LeaseError('unreachable', `cannot reach the database to take the scheduled backup lease: ${describeDbError(error)}`, {
+      cause: error,
+    });
   }
+  // Before the lease is held a lost connection shows as a failed query; SlotLease watches it after.
   connection.on('error', () => undefined);
   try {
+    await connection.query({ sql: 'SET SESSION wait_timeout = ?', values: [LEASE_IDLE_TIMEOUT_SECONDS], timeout: options.db.queryTimeoutMs });
     await acquire(connection, options, slotIso);
+    // A stop that came during the last GET_LOCK: do not start a run that would be stopped at once.
+    if (options.signal.aborted) throw new LeaseError('stopped', `stopped (${String(options.signal.reason)}) before taking the slot`);
     const row = await readSlotOnceMigrated(connection, options, slotIso);
     if (row?.outcome === 'done') {
       await closeHolding(connection, options);
@@ -200,6 +343,6 @@ export async function takeScheduledSlot(options: LeaseOptions): Promise<LeaseDec
     await closeHolding(connection, options);
     if (error instanceof LeaseError) throw error;
     const hint = errorCode(error) === 'ER_NO_SUCH_TABLE' ? ' (run `npm run migrate`: the scheduled_backups table is missing)' : '';
-    throw new LeaseError(`cannot take the scheduled backup lease: ${describeDbError(error)}${hint}`, { cause: error });
+    throw new LeaseError('unreachable', `cannot take the scheduled backup lease: ${describeDbError(error)}${hint}`, { cause: error });
   }
 }

@@ -30,7 +30,7 @@ test('X-Forwarded-For from an untrusted peer: one warning naming the peer, and t
   t.deepEqual(statuses, [...Array(LIMIT).fill(200), 429], 'every request counted against 127.0.0.1');
 
   const warning =
-    /WARN - X-Forwarded-For received from 127\.0\.0\.1, which is not in TRUSTED_PROXIES: the header is ignored and the client is taken to be 127\.0\.0\.1\. Behind a load balancer, set TRUSTED_PROXIES to the load balancer's address/g;
+    /WARN - X-Forwarded-For received from 127\.0\.0\.1, which is not in TRUSTED_PROXIES: the header is ignored and the client is taken to be 127\.0\.0\.1\. If 127\.0\.0\.1 is your load balancer, add it to TRUSTED_PROXIES \(said once per process\)/g;
   const log = await waitFor('the warning', () => (warning.test(service.log()) ? service.log() : undefined));
   t.is(log.match(warning)?.length, 1, 'once per process, not once per request');
   t.false(log.includes('198.51.100.1,') || /WARN .*198\.51\.100/.test(log), "the header's text is not echoed in a warning");

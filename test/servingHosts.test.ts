@@ -8,6 +8,7 @@ import test from 'ava';
 import { ServingHosts, secretFingerprint } from '../src/api/hosts/servingHosts';
 import { ConfigError, loadConfig } from '../src/platform/config';
 import { Database } from '../src/platform/db/database';
+import { migrate } from '../src/platform/db/migrate';
 import type { Logger } from '../src/platform/logging/logger';
 import { createTestDatabase, databaseConfig, type TestDatabase } from './helpers/database';
 import { startService, type Service, tempDir } from './helpers/service';
@@ -140,5 +141,135 @@ test.serial('a conflict that appears while serving is logged once per host, and 
   } finally {
     h5.stop();
     await database.close();
+  }
+});
+
+/** A logger that keeps what ServingHosts writes (error, warn, info; a log4js Logger has many more members). */
+function keptLog(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const log = {
+    error: (text: string) => void lines.push(`ERROR ${text}`),
+    warn: (text: string) => void lines.push(`WARN ${text}`),
+    info: (text: string) => void lines.push(`INFO ${text}`),
+  } as unknown as Logger;
+  return { log, lines };
+}
+
+test.serial('two hosts with different secrets checking in at the same moment: exactly one serves, every time', async (t) => {
+  // A database of its own: h1 and h2 above keep heartbeating into the file's database.
+  const race = await createTestDatabase('ra_hosts_race');
+  const { log, lines } = keptLog();
+  // DB_RETRIES=1: the deadlock's loser must look again by itself, not rely on Database's retries.
+  const databases = [1, 2].map(() => {
+    const database = new Database({ ...databaseConfig(race.name), retries: 1 }, log);
+    database.schemaReady = true;
+    return database;
+  });
+  try {
+    await migrate(databaseConfig(race.name), log);
+    for (let round = 1; round <= 10; round++) {
+      await race.query('DELETE FROM serving_hosts');
+      const refused: string[] = [];
+      const contenders = databases.map(
+        (database, index) =>
+          new ServingHosts(
+            database,
+            { hostId: `r${index}`, secret: index === 0 ? SHARED_SECRET : OTHER_SECRET, secretGenerated: false, version: 'test', log },
+            () => void refused.push(`r${index}`),
+          ),
+      );
+      await Promise.all(contenders.map((contender) => contender.start()));
+      for (const contender of contenders) contender.stop();
+      const rows = await race.query<Array<{ host_id: string }>>('SELECT host_id FROM serving_hosts');
+      t.is(refused.length, 1, `round ${round}: one refuses (${refused.join(', ')})`);
+      t.is(rows.length, 1, `round ${round}: one is recorded`);
+      t.not(rows[0]?.host_id, refused[0], `round ${round}: the one recorded is the one serving`);
+    }
+    t.deepEqual(lines.filter((line) => line.startsWith('WARN Could not check')), [], 'no check-in gave up');
+  } finally {
+    await Promise.all(databases.map((database) => database.close()));
+    await race.drop();
+  }
+});
+
+test.serial('two api processes with different secrets started together: one serves, the other exits 78, every round', async (t) => {
+  const race = await createTestDatabase('ra_hosts_procs');
+  const started: Service[] = [];
+  try {
+    for (let round = 1; round <= 3; round++) {
+      await race.query('DELETE FROM serving_hosts').catch(() => undefined); // no table before the first round migrates
+      const pair = await Promise.all(
+        [SHARED_SECRET, OTHER_SECRET].map((secret, index) =>
+          startService({
+            env: { ...race.env, HOST_ID: `p${index}`, JWT_SECRET: secret, RATE_LIMIT_PER_MINUTE: '0' },
+            waitFor: 'none',
+          }),
+        ),
+      );
+      started.push(...pair);
+      // Each ends up refused (exit 78) or serving (/livez answers: the check precedes listening).
+      const outcomes = await Promise.all(
+        pair.map((service) =>
+          waitFor(
+            'the process to serve or exit',
+            async () => {
+              if (service.process.exitCode !== null) return `exit ${service.process.exitCode}`;
+              return (await service.request('/livez', { timeoutMs: 1000 }).catch(() => undefined))?.status === 200 ? 'serving' : undefined;
+            },
+            30_000,
+          ),
+        ),
+      );
+      t.deepEqual([...outcomes].sort(), ['exit 78', 'serving'], `round ${round}: ${outcomes.join(', ')}`);
+      const serving = outcomes.indexOf('serving');
+      const rows = await race.query<Array<{ host_id: string }>>('SELECT host_id FROM serving_hosts');
+      t.deepEqual(rows.map((row) => row.host_id), [`p${serving}`], `round ${round}: only the serving host is recorded`);
+      t.regex(pair[1 - serving]?.log() ?? '', /FATAL - Invalid configuration: Refusing to serve: host p\d signs tokens with a different JWT secret than host p\d/);
+      await Promise.all(pair.map((service) => service.stop()));
+    }
+  } finally {
+    await Promise.all(started.map((service) => service.stop()));
+    await race.drop();
+  }
+});
+
+test.serial('a first check-in that failed does not refuse later: the conflict is logged once, serving goes on', async (t) => {
+  const { log, lines } = keptLog();
+  const database = new Database(databaseConfig(db.name), log);
+  const refusals: string[] = [];
+  const h7 = new ServingHosts(
+    database,
+    { hostId: 'h7', secret: OTHER_SECRET, secretGenerated: false, version: 'test', log, heartbeatMs: 100 },
+    (problem) => void refusals.push(problem),
+  );
+  try {
+    // The database refuses statements at the first check-in (as with its circuit open): h7 serves unchecked.
+    await h7.start();
+    database.schemaReady = true;
+    t.true(lines.some((line) => line.startsWith('WARN Could not check this host (h7) against the serving hosts')));
+    // h1 and h2 (the shared secret) are serving: the heartbeats log the conflict once per host and record h7.
+    await waitFor('the conflicts', () => lines.some((line) => line.startsWith('ERROR')));
+    const recorded = async (): Promise<number | undefined> => {
+      const [row] = await db.query<Array<{ last_seen: Date }>>("SELECT last_seen FROM serving_hosts WHERE host_id = 'h7'");
+      return row?.last_seen.getTime();
+    };
+    const first = await waitFor('h7 recorded', recorded);
+    await waitFor('three more heartbeats', async () => ((await recorded()) ?? 0) - first >= 300);
+    // One line per other host serving with the shared secret (h1, h2, and h5 while its row is recent).
+    const errors = lines.filter((line) => line.startsWith('ERROR'));
+    const peers = errors.map((line) => /than host (\S+), which/.exec(line)?.[1]);
+    t.deepEqual(new Set(peers).size, errors.length, 'once per host');
+    t.true(peers.includes('h1') && peers.includes('h2'), peers.join(', '));
+    for (const line of errors) {
+      t.regex(
+        line,
+        /^ERROR host h7 signs tokens with a different JWT secret than host h\d, which also serves from this database \(seen \d+ s ago\): a token from one host would be refused by the other; set the same JWT_SECRET or JWT_SECRET_FILE on every host \(see docs\/multi-host\.md\)$/,
+      );
+    }
+    t.deepEqual(refusals, [], 'never refused once serving');
+  } finally {
+    h7.stop();
+    await database.close();
+    await db.query("DELETE FROM serving_hosts WHERE host_id = 'h7'");
   }
 });

@@ -24,9 +24,11 @@ export type ClientIpResolver = (req: IncomingMessage) => string;
 
 /**
  * A load balancer in front of the service while TRUSTED_PROXIES does not name it: every client
- * then looks like the balancer, and shares one rate limit. Said once per process (the first
- * X-Forwarded-For from a peer outside TRUSTED_PROXIES), naming the peer, never the header's text
- * (anyone's to write). Built by the server, so the "once" belongs to one server.
+ * then looks like the balancer, and shares one rate limit. The peer may as well be a client
+ * writing the header itself, so the advice is conditional: only a balancer belongs in the list.
+ * Said once per process (the first X-Forwarded-For from a peer outside TRUSTED_PROXIES), naming
+ * the peer, never the header's text (anyone's to write). Built by the server, so the "once"
+ * belongs to one server.
  */
 export class UntrustedForwardingWarning {
   private warned = false;
@@ -38,8 +40,7 @@ export class UntrustedForwardingWarning {
     this.warned = true;
     this.log.warn(
       `X-Forwarded-For received from ${peer}, which is not in TRUSTED_PROXIES: the header is ignored and the client ` +
-        `is taken to be ${peer}. Behind a load balancer, set TRUSTED_PROXIES to the load balancer's address ` +
-        '(said once per process)',
+        `is taken to be ${peer}. If ${peer} is your load balancer, add it to TRUSTED_PROXIES (said once per process)`,
     );
   }
 }

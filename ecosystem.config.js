@@ -153,30 +153,29 @@ const backup = {
 };
 
 /**
- * The file of a host's own settings (MYSQL_*, JWT_SECRET_FILE, HOST_ID, TRUSTED_PROXIES,
- * BACKUP_CRON, LOG_DIR…), `KEY=value` lines, beside the releases: pm2-deploy runs its hooks in
- * DEPLOY_PATH/current, so this is DEPLOY_PATH/shared/env. Loaded before anything else: a reload
- * from the deploy's bare ssh shell recomputes this file's app options (the backup schedule, the
- * log folder, the timeouts) from that shell's environment, which without it would put them back
- * to their defaults.
- */
-const HOST_SETTINGS_FILE = '../shared/env';
-
-/**
  * What `pm2 deploy` runs in the new release's folder on each host, one host after the other:
- * the host's settings, then install, build, migrate (the first host applies what is pending
- * under the migration lock, with its backup before migrating; the next hosts find nothing to
- * do), then reload the apps (starting them on a host where they do not run yet). pm2-deploy
- * reads this with a pattern that stops at a double quote: it must never contain one.
+ * first the host's own settings (MYSQL_*, JWT_SECRET_FILE, HOST_ID, TRUSTED_PROXIES, BACKUP_CRON,
+ * LOG_DIR…) from `KEY=value` lines in <deploy path>/shared/env, beside the releases; then install,
+ * build, migrate (the first host applies what is pending under the migration lock, with its
+ * backup before migrating; the next hosts find nothing to do), then reload the apps (starting
+ * them on a host where they do not run yet). The settings come first because the reload runs
+ * from the deploy's bare ssh shell, where PM2 recomputes this file's app options (the backup
+ * schedule, the log folder, the timeouts) from the environment: without them a deploy would put
+ * a host's settings back to their defaults. pm2-deploy reads this with a pattern that stops at a
+ * double quote: it must never contain one.
  */
-const POST_DEPLOY =
-  `set -a && if [ -f ${HOST_SETTINGS_FILE} ]; then . ${HOST_SETTINGS_FILE}; fi && set +a && ` +
-  'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production';
+function postDeploy(deployPath) {
+  const settings = path.posix.join(deployPath, 'shared', 'env');
+  return (
+    `set -a && if [ -f ${settings} ]; then . ${settings}; fi && set +a && ` +
+    'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production'
+  );
+}
 
 /**
  * Settings never passed through DEPLOY_ENV: pm2-deploy writes each hook's command line, variables
  * included, to /tmp/pm2-deploy-<user>.log on the deploying machine and runs it over ssh (visible
- * in `ps` on each host). Secrets stay on each host, in its settings file (HOST_SETTINGS_FILE).
+ * in `ps` on each host). Secrets stay on each host, in its settings file (postDeploy).
  * Any name that may hold a credential is refused (a webhook URL carries its token); a *_FILE
  * setting names a file and may pass.
  */
@@ -235,13 +234,15 @@ function deploySection(env) {
   const user = (env.DEPLOY_USER || '').trim();
   const repo = (env.DEPLOY_REPO || '').trim() || originUrl();
   if (!repo) throw new Error('DEPLOY_REPO is required: this checkout has no origin to deploy from');
+  const deployPath = (env.DEPLOY_PATH || '').trim() || '/srv/resilient-api';
+  if (!/^\/[A-Za-z0-9._\/-]*$/.test(deployPath)) throw new Error(`DEPLOY_PATH: "${deployPath}" is not an absolute path of letters, digits and . _ / -`);
   return {
     production: {
       host: hosts.map((host) => (user === '' || host.includes('@') ? host : `${user}@${host}`)),
       repo,
       ref: (env.DEPLOY_REF || '').trim() || 'origin/main',
-      path: (env.DEPLOY_PATH || '').trim() || '/srv/resilient-api',
-      'post-deploy': POST_DEPLOY,
+      path: deployPath,
+      'post-deploy': postDeploy(deployPath),
       env: deployEnvironment(env),
     },
   };

@@ -47,7 +47,7 @@ test('the deploy section PM2 expects, from DEPLOY_*', (t) => {
       ref: 'origin/main',
       path: '/srv/resilient-api',
       'post-deploy':
-        'set -a && if [ -f ../shared/env ]; then . ../shared/env; fi && set +a && ' +
+        'set -a && if [ -f /srv/resilient-api/shared/env ]; then . /srv/resilient-api/shared/env; fi && set +a && ' +
         'npm ci && npm run build && npm run migrate && npx pm2 reload ecosystem.config.js --env production',
       env: { NODE_ENV: 'production', MYSQL_HOST: 'db.internal', TRUSTED_PROXIES: '10.0.0.5,10.0.0.6' },
     },
@@ -72,6 +72,8 @@ test('the deploy section PM2 expects, from DEPLOY_*', (t) => {
   for (const name of ['MYSQL_PASSWORD', 'MYSQL_URL', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL']) {
     t.regex(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_ENV: name }).error ?? '', new RegExp(`DEPLOY_ENV must not name ${name}`));
   }
+  // The path goes into the hook's shell command: nothing a shell would read as more than a path.
+  t.regex(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_PATH: '/srv/a;rm -rf ~' }).error ?? '', /DEPLOY_PATH: .* is not an absolute path/);
   // A file's path is no secret.
   t.like(loadEcosystem({ DEPLOY_HOSTS: 'h', DEPLOY_REPO: '/r', DEPLOY_ENV: 'JWT_SECRET_FILE', JWT_SECRET_FILE: '/etc/ra/jwt' }).deploy?.['production']?.['env'], {
     JWT_SECRET_FILE: '/etc/ra/jwt',
@@ -118,7 +120,7 @@ test('pm2 deploy setup, update and revert against a local repository, over a sta
     `const ecosystem = require(${JSON.stringify(ECOSYSTEM)});\n` +
       // The real hook's first part (the host's settings file), then what the test reads back.
       "const loadSettings = ecosystem.deploy.production['post-deploy'].split(' && npm ci')[0];\n" +
-      "ecosystem.deploy.production['post-deploy'] = loadSettings + ' && cat VERSION > ../shared/deployed && printenv NODE_ENV MYSQL_HOST HOST_ID >> ../shared/deployed';\n" +
+      "ecosystem.deploy.production['post-deploy'] = loadSettings + ' && cat VERSION > ' + ecosystem.deploy.production.path + '/shared/deployed && printenv NODE_ENV MYSQL_HOST HOST_ID >> ' + ecosystem.deploy.production.path + '/shared/deployed';\n" +
       'module.exports = ecosystem;\n',
   );
   const target = path.join(dir, 'srv');

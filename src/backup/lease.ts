@@ -8,9 +8,8 @@
 import mysql from 'mysql2/promise';
 import type { DatabaseConfig } from '../platform/config';
 import { describeDbError, errorCode } from '../platform/db/errors';
-import { scheduledBackupLockName } from '../platform/db/locks';
+import { releaseAndClose, scheduledBackupLockName } from '../platform/db/locks';
 import type { Logger } from '../platform/logging/logger';
-import { withDeadline } from '../platform/util/async';
 import { messageOf, NamedError } from '../platform/util/errors';
 
 /** How long a scheduled run waits for the migrations that create its table (a first start), and how often it looks. */
@@ -28,12 +27,6 @@ const LEASE_IDLE_TIMEOUT_SECONDS = 60;
 
 /** A holder's heartbeat (`DO 1`), well within LEASE_IDLE_TIMEOUT_SECONDS. */
 const HEARTBEAT_MS = 15_000;
-
-/**
- * Bound on RELEASE_LOCK + QUIT: a timed-out query stays current on a mysql2 connection, so both
- * could queue behind it forever; past this the connection is destroyed (which frees the lock too).
- */
-const CLOSE_BOUND_MS = 5_000;
 
 /**
  * Why the lease could not be decided. 'unreachable': the database (out of reach, or failing):
@@ -155,7 +148,7 @@ export class SlotLease {
         );
       }
     } finally {
-      if (lost) await closeQuietly(connection);
+      if (lost) await releaseAndClose(connection);
     }
   }
 
@@ -185,21 +178,9 @@ async function connect(options: LeaseOptions): Promise<mysql.Connection> {
   });
 }
 
-/** Ends `connection` within CLOSE_BOUND_MS, else destroys it; never throws. */
-async function closeQuietly(connection: mysql.Connection, before: () => Promise<unknown> = async () => undefined): Promise<void> {
-  connection.on('error', () => undefined);
-  const closing = (async () => {
-    await before().catch(() => undefined);
-    // PromiseConnection.end() never rejects: it resolves with the error when the connection is already gone.
-    await connection.end();
-  })();
-  await withDeadline(closing, CLOSE_BOUND_MS).catch(() => connection.destroy());
-}
-
-async function closeHolding(connection: mysql.Connection, options: LeaseOptions): Promise<void> {
-  await closeQuietly(connection, () =>
-    connection.query({ sql: 'SELECT RELEASE_LOCK(?)', values: [scheduledBackupLockName(options.db.database)], timeout: options.db.queryTimeoutMs }),
-  );
+/** Releases the lease's lock and closes its connection; never throws (closing frees the lock anyway). */
+function closeHolding(connection: mysql.Connection, options: LeaseOptions): Promise<void> {
+  return releaseAndClose(connection, scheduledBackupLockName(options.db.database));
 }
 
 async function readSlot(connection: mysql.Connection, options: LeaseOptions): Promise<SlotRow | undefined> {

@@ -6,7 +6,7 @@ import type { Umzug, UmzugStorage } from 'umzug';
 import type { DatabaseConfig } from '../config';
 import type { Logger } from '../logging/logger';
 import { isTransient } from './errors';
-import { migrationLockName } from './locks';
+import { migrationLockName, releaseAndClose } from './locks';
 import { type Migration, migrations as releasedMigrations } from './migrations';
 import { messageOf, NamedError } from '../util/errors';
 
@@ -116,30 +116,27 @@ export async function withMigrationLock<T>(
     }
     const storage = new MysqlStorage(connection);
     await storage.ensureTable();
-    try {
-      return await work({
-        connection,
-        applyPending: async (options = {}) => {
-          // Pending is decided from one read of the table, without loading umzug at all in the
-          // usual start-up with nothing to do (it and its dependencies weigh about 16 MB).
-          const executed = new Set(await storage.executed());
-          const known = (options.migrations ?? releasedMigrations).map((migration) => migration.name);
-          const pending = known.filter((name) => !executed.has(name));
-          if (pending.length === 0) return [];
-          const applied = known.filter((name) => executed.has(name));
-          return applyPending(umzugFor(connection, storage, log, options), pending, applied, options);
-        },
-        status: async (options = {}) => {
-          const umzug = umzugFor(connection, storage, log, options);
-          const [applied, pending] = await Promise.all([umzug.executed(), umzug.pending()]);
-          return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
-        },
-      });
-    } finally {
-      await connection.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => undefined);
-    }
+    return await work({
+      connection,
+      applyPending: async (options = {}) => {
+        // Pending is decided from one read of the table, without loading umzug at all in the
+        // usual start-up with nothing to do (it and its dependencies weigh about 16 MB).
+        const executed = new Set(await storage.executed());
+        const known = (options.migrations ?? releasedMigrations).map((migration) => migration.name);
+        const pending = known.filter((name) => !executed.has(name));
+        if (pending.length === 0) return [];
+        const applied = known.filter((name) => executed.has(name));
+        return applyPending(umzugFor(connection, storage, log, options), pending, applied, options);
+      },
+      status: async (options = {}) => {
+        const umzug = umzugFor(connection, storage, log, options);
+        const [applied, pending] = await Promise.all([umzug.executed(), umzug.pending()]);
+        return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
+      },
+    });
   } finally {
-    await connection.end().catch(() => connection.destroy());
+    // Releasing a lock this connection does not hold (GET_LOCK timed out) does nothing.
+    await releaseAndClose(connection, lockName);
   }
 }
 

@@ -103,22 +103,11 @@ test.serial('a production host with a generated secret (no JWT_SECRET) refuses t
 });
 
 test.serial('a conflict that appears while serving is logged once per host, and serving goes on', async (t) => {
-  const errors: string[] = [];
-  const infos: string[] = [];
-  // Only the three levels ServingHosts writes; a log4js Logger has many more members.
-  const log = {
-    error: (text: string) => void errors.push(text),
-    warn: (text: string) => void errors.push(`WARN ${text}`),
-    info: (text: string) => void infos.push(text),
-  } as unknown as Logger;
+  const { log, lines } = keptLog();
+  const errors = (): string[] => lines.filter((line) => !line.startsWith('INFO '));
   const database = new Database(databaseConfig(db.name), log);
   database.schemaReady = true;
-  const refusals: string[] = [];
-  const h5 = new ServingHosts(
-    database,
-    { hostId: 'h5', secret: SHARED_SECRET, secretGenerated: false, version: 'test', log, heartbeatMs: 100 },
-    (problem) => void refusals.push(problem),
-  );
+  const { host: h5, refusals } = checkingHost(database, 'h5', SHARED_SECRET, log);
   try {
     await h5.start();
     t.deepEqual(refusals, [], 'same secret as h1 and h2: serves');
@@ -127,14 +116,14 @@ test.serial('a conflict that appears while serving is logged once per host, and 
       "INSERT INTO serving_hosts (host_id, secret_fingerprint, secret_generated, version, last_seen) VALUES ('h6', ?, 0, 'test', UTC_TIMESTAMP(3))",
       [secretFingerprint(OTHER_SECRET)],
     );
-    await waitFor('the conflict line', () => errors.length > 0);
+    await waitFor('the conflict line', () => errors().length > 0);
     const beats = await db.query<Array<{ last_seen: Date }>>("SELECT last_seen FROM serving_hosts WHERE host_id = 'h5'");
     await waitFor('three more heartbeats', async () => {
       const now = await db.query<Array<{ last_seen: Date }>>("SELECT last_seen FROM serving_hosts WHERE host_id = 'h5'");
       return now[0] !== undefined && beats[0] !== undefined && now[0].last_seen.getTime() - beats[0].last_seen.getTime() >= 300;
     });
-    t.deepEqual(errors, [
-      'host h5 signs tokens with a different JWT secret than host h6, which also serves from this database (seen 0 s ago): ' +
+    t.deepEqual(errors(), [
+      'ERROR host h5 signs tokens with a different JWT secret than host h6, which also serves from this database (seen 0 s ago): ' +
         'a token from one host would be refused by the other; set the same JWT_SECRET or JWT_SECRET_FILE on every host (see docs/multi-host.md)',
     ]);
     t.deepEqual(refusals, []);
@@ -143,6 +132,17 @@ test.serial('a conflict that appears while serving is logged once per host, and 
     await database.close();
   }
 });
+
+/** An api's serving-hosts check of `hostId` on `database`, heartbeating every 100 ms, with the refusals it made. */
+function checkingHost(database: Database, hostId: string, secret: string, log: Logger): { host: ServingHosts; refusals: string[] } {
+  const refusals: string[] = [];
+  const host = new ServingHosts(
+    database,
+    { hostId, secret, secretGenerated: false, version: 'test', log, heartbeatMs: 100 },
+    (problem) => void refusals.push(problem),
+  );
+  return { host, refusals };
+}
 
 /** A logger that keeps what ServingHosts writes (error, warn, info; a log4js Logger has many more members). */
 function keptLog(): { log: Logger; lines: string[] } {
@@ -169,17 +169,10 @@ test.serial('two hosts with different secrets checking in at the same moment: ex
     await migrate(databaseConfig(race.name), log);
     for (let round = 1; round <= 10; round++) {
       await race.query('DELETE FROM serving_hosts');
-      const refused: string[] = [];
-      const contenders = databases.map(
-        (database, index) =>
-          new ServingHosts(
-            database,
-            { hostId: `r${index}`, secret: index === 0 ? SHARED_SECRET : OTHER_SECRET, secretGenerated: false, version: 'test', log },
-            () => void refused.push(`r${index}`),
-          ),
-      );
-      await Promise.all(contenders.map((contender) => contender.start()));
-      for (const contender of contenders) contender.stop();
+      const contenders = databases.map((database, index) => checkingHost(database, `r${index}`, index === 0 ? SHARED_SECRET : OTHER_SECRET, log));
+      await Promise.all(contenders.map(({ host }) => host.start()));
+      for (const { host } of contenders) host.stop();
+      const refused = contenders.flatMap(({ refusals }, index) => refusals.map(() => `r${index}`));
       const rows = await race.query<Array<{ host_id: string }>>('SELECT host_id FROM serving_hosts');
       t.is(refused.length, 1, `round ${round}: one refuses (${refused.join(', ')})`);
       t.is(rows.length, 1, `round ${round}: one is recorded`);
@@ -236,12 +229,7 @@ test.serial('two api processes with different secrets started together: one serv
 test.serial('a first check-in that failed does not refuse later: the conflict is logged once, serving goes on', async (t) => {
   const { log, lines } = keptLog();
   const database = new Database(databaseConfig(db.name), log);
-  const refusals: string[] = [];
-  const h7 = new ServingHosts(
-    database,
-    { hostId: 'h7', secret: OTHER_SECRET, secretGenerated: false, version: 'test', log, heartbeatMs: 100 },
-    (problem) => void refusals.push(problem),
-  );
+  const { host: h7, refusals } = checkingHost(database, 'h7', OTHER_SECRET, log);
   try {
     // The database refuses statements at the first check-in (as with its circuit open): h7 serves unchecked.
     await h7.start();

@@ -84,9 +84,7 @@ export async function runBackupJob(env: Env = process.env, stop?: AbortSignal): 
   // PM2 stops a run with SIGINT (a cron tick while the previous run still goes, `pm2 stop`).
   const stopping = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => stopping.abort(`${signal} received`);
-  const onStop = (): void => stopping.abort(stop?.reason);
-  if (stop?.aborted) onStop();
-  stop?.addEventListener('abort', onStop, { once: true });
+  const stopSignal = stop ? AbortSignal.any([stopping.signal, stop]) : stopping.signal;
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   // For the api's /metrics (status.ts).
@@ -100,7 +98,7 @@ export async function runBackupJob(env: Env = process.env, stop?: AbortSignal): 
         hostId: config.hostId,
         slot: launch.slot,
         maxWaitMs: config.backup.timeoutMs + LEASE_WAIT_MARGIN_MS,
-        signal: stopping.signal,
+        signal: stopSignal,
         log,
       });
       if (!decision.taken) {
@@ -111,7 +109,7 @@ export async function runBackupJob(env: Env = process.env, stop?: AbortSignal): 
       log.info(`Scheduled backup of ${launch.slot.toISOString()} taken by this host (${config.hostId})`);
     }
     log.info(`Backup of ${target} into ${config.backup.dir} started`);
-    const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stopping.signal });
+    const result = await createBackup({ ...config.backup, db: config.db, kind: launch.kind, signal: stopSignal });
     const line =
       `Backup written: ${result.file} (${result.bytes} bytes compressed, ${result.uncompressedBytes} bytes of SQL, ` +
       `${result.durationMs} ms)` +
@@ -144,7 +142,6 @@ export async function runBackupJob(env: Env = process.env, stop?: AbortSignal): 
     return 1;
   } finally {
     await lease?.release();
-    stop?.removeEventListener('abort', onStop);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
